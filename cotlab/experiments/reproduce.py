@@ -1,0 +1,219 @@
+"""`cotlab reproduce`: execute every chapter notebook with a tier's parameters, then build the book.
+
+Steps, all under ``build_dir`` (``_build/`` by default):
+
+1. stage the book's sources in ``book_src/``: ``_config.yml`` and ``book/`` (pages and ``_toc.yml``), copied fresh;
+2. execute each notebook of :data:`CHAPTERS`, in order, with papermill (kernel ``python3``, cwd = the repository root)
+   from ``notebooks/<chapter>.ipynb`` to ``book_src/notebooks/<chapter>.ipynb``; each is written under a temporary
+   name and renamed on success, so a half-executed notebook never takes a chapter's place (a failed one is kept in
+   ``failed/`` for inspection);
+3. build the book with Jupyter Book 1.x, warnings as errors, offline; the HTML lands in ``html/`` (``index.html``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from cotlab.experiments.tiers import check_tier, notebook_parameters
+
+#: The book's chapters, in order: stems of ``notebooks/*.ipynb`` (each is also listed in ``book/_toc.yml``).
+CHAPTERS: list[str] = [
+    "00_shapeworld",
+]
+
+KERNEL_NAME = "python3"
+_INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class ReproduceError(RuntimeError):
+    """A step of the reproduce pipeline failed (a notebook raised, or the book did not build)."""
+
+
+def _strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def kernel_python(kernel_name: str = KERNEL_NAME) -> str:
+    """The Python executable that the ``kernel_name`` kernel will run, as jupyter_client resolves it."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    exe = argv[0]
+    # jupyter_client runs a kernelspec whose argv[0] is a bare python name with the current interpreter.
+    if exe in {"python", f"python{sys.version_info[0]}", "python%i.%i" % sys.version_info[:2]}:
+        return sys.executable
+    return exe
+
+
+@contextlib.contextmanager
+def _kernel_environment() -> Iterator[None]:
+    """Let kernels draw inline figures even when the caller set MPLBACKEND (e.g. Agg for tests)."""
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = _INLINE_BACKEND
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old
+
+
+def stage_sources(root: Path, book_src: Path) -> None:
+    """Copy ``_config.yml`` and ``book/`` from ``root`` into ``book_src`` (replacing earlier copies)."""
+    book_src.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(root / "_config.yml", book_src / "_config.yml")
+    if (book_src / "book").exists():
+        shutil.rmtree(book_src / "book")
+    shutil.copytree(root / "book", book_src / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
+    (book_src / "notebooks").mkdir(exist_ok=True)
+    # Executed notebooks of chapters that no longer exist would otherwise linger.
+    for stale in (book_src / "notebooks").glob("*.ipynb"):
+        if stale.stem not in CHAPTERS:
+            stale.unlink()
+
+
+def execute_chapter(chapter: str, tier: str, root: Path, out_dir: Path, failed_dir: Path) -> Path:
+    """Execute ``notebooks/<chapter>.ipynb`` with the tier's parameters into ``out_dir``; return the output path."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = root / "notebooks" / f"{chapter}.ipynb"
+    if not source.is_file():
+        raise ReproduceError(f"chapter {chapter}: notebook {source} not found")
+    target = out_dir / f"{chapter}.ipynb"
+    partial = out_dir / f".{chapter}.partial.ipynb"
+    parameters = notebook_parameters(chapter, tier)
+    print(f"[cotlab] {chapter}: parameters {parameters}", flush=True)
+    try:
+        with _kernel_environment():
+            papermill.execute_notebook(
+                str(source),
+                str(partial),
+                parameters=parameters,
+                kernel_name=KERNEL_NAME,
+                cwd=str(root),
+                progress_bar=True,
+            )
+    except PapermillExecutionError as err:
+        failed = _keep_failed(partial, failed_dir, chapter)
+        traceback = _strip_ansi("\n".join(err.traceback))
+        raise ReproduceError(
+            f"notebook notebooks/{chapter}.ipynb failed in cell {err.cell_index} (In [{err.exec_count}]): "
+            f"{err.ename}: {err.evalue}\n{traceback}\nexecuted notebook kept at {failed}"
+        ) from err
+    except Exception as err:
+        failed = _keep_failed(partial, failed_dir, chapter)
+        raise ReproduceError(
+            f"notebook notebooks/{chapter}.ipynb could not be executed: {type(err).__name__}: {err}"
+            + (f"\npartial output kept at {failed}" if failed else "")
+        ) from err
+    os.replace(partial, target)
+    (failed_dir / f"{chapter}.ipynb").unlink(missing_ok=True)  # an earlier failure of this chapter is now stale
+    with contextlib.suppress(OSError):
+        failed_dir.rmdir()  # only if empty
+    return target
+
+
+def _keep_failed(partial: Path, failed_dir: Path, chapter: str) -> Path | None:
+    if not partial.exists():
+        return None
+    failed_dir.mkdir(parents=True, exist_ok=True)
+    failed = failed_dir / f"{chapter}.ipynb"
+    os.replace(partial, failed)
+    return failed
+
+
+def build_book(book_src: Path, build_dir: Path) -> Path:
+    """Build the staged book with Jupyter Book 1.x (warnings as errors); return the path of ``html/index.html``.
+
+    Jupyter Book writes into ``<path-output>/_build/``: for a build directory named ``_build`` that is the build
+    directory itself, so the HTML lands in ``<build_dir>/html`` directly; otherwise it is built in
+    ``<build_dir>/jupyter_book/`` and copied to ``<build_dir>/html``.
+    """
+    in_place = build_dir.name == "_build"
+    path_output = build_dir.parent if in_place else build_dir / "jupyter_book"
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from jupyter_book.cli.main import main; sys.exit(main(prog_name='jupyter-book'))",
+        "build",
+        str(book_src),
+        "--toc",
+        str(book_src / "book" / "_toc.yml"),
+        "--config",
+        str(book_src / "_config.yml"),
+        "--path-output",
+        str(path_output),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
+    print("[cotlab] jupyter-book " + " ".join(command[3:]), flush=True)
+    result = subprocess.run(command, check=False)
+    built = path_output / "_build" / "html"
+    if result.returncode != 0 or not (built / "index.html").is_file():
+        raise ReproduceError(f"the book did not build (jupyter-book exited with {result.returncode}); see above")
+    html = build_dir / "html"
+    if not in_place:
+        staging = build_dir / ".html.partial"
+        if staging.exists():
+            shutil.rmtree(staging)
+        shutil.copytree(built, staging)
+        if html.exists():
+            shutil.rmtree(html)
+        os.replace(staging, html)
+    return html / "index.html"
+
+
+def reproduce(
+    tier: str,
+    root: str | os.PathLike[str] = ".",
+    build_dir: str | os.PathLike[str] = "_build",
+    chapters: Sequence[str] | None = None,
+) -> Path:
+    """Execute the chapters (all of :data:`CHAPTERS` by default) with ``tier``'s parameters and build the book.
+
+    ``build_dir`` is taken relative to ``root`` unless absolute. Returns the path of the built ``index.html``.
+    """
+    check_tier(tier)
+    root = Path(root).resolve()
+    build = Path(build_dir)
+    build = (build if build.is_absolute() else root / build).resolve()
+    chapters = list(CHAPTERS if chapters is None else chapters)
+    unknown = [c for c in chapters if c not in CHAPTERS]
+    if unknown:
+        raise ValueError(f"unknown chapters {unknown}; chapters: {', '.join(CHAPTERS)}")
+
+    book_src = build / "book_src"
+    print(f"[cotlab] tier {tier}; kernel {KERNEL_NAME} runs {kernel_python()}", flush=True)
+    stage_sources(root, book_src)
+
+    timings: list[tuple[str, float]] = []
+    for chapter in chapters:
+        start = time.perf_counter()
+        execute_chapter(chapter, tier, root, book_src / "notebooks", build / "failed")
+        timings.append((chapter, time.perf_counter() - start))
+        print(f"[cotlab] {chapter}: executed in {timings[-1][1]:.1f} s", flush=True)
+
+    missing = [c for c in CHAPTERS if not (book_src / "notebooks" / f"{c}.ipynb").is_file()]
+    if missing:
+        raise ReproduceError(f"chapters not executed yet: {', '.join(missing)} (run them first, or all chapters)")
+    start = time.perf_counter()
+    index = build_book(book_src, build)
+    timings.append(("(book build)", time.perf_counter() - start))
+
+    print("[cotlab] wall time per step:")
+    for name, seconds in timings:
+        print(f"  {name:<24} {seconds:8.1f} s")
+    print(f"[cotlab] the book is at {index}", flush=True)
+    return index

@@ -1,0 +1,42 @@
+"""Tiers and the parameters each notebook runs with in each tier.
+
+- ``smoke``: CI-sized; checks that everything runs (and learns) in minutes.
+- ``default``: the book, on a 2-core CPU.
+- ``paper``: GPUs and real models.
+
+``PRESETS[notebook][tier]`` is the full set of parameters papermill injects into ``notebooks/<notebook>.ipynb``: its
+keys equal the names assigned in the notebook's ``parameters`` cell (tests/test_project.py checks it), so a preset can
+neither miss a parameter nor invent one.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+TIERS: tuple[str, ...] = ("smoke", "default", "paper")
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "00_shapeworld": {
+        "smoke": {"seed": 0, "examples_per_category": 2, "num_scenes": 200},
+        "default": {"seed": 0, "examples_per_category": 3, "num_scenes": 2000},
+        "paper": {"seed": 0, "examples_per_category": 3, "num_scenes": 2000},
+    },
+}
+
+
+def check_tier(tier: str) -> str:
+    """Return ``tier`` if it is a known tier, else raise ValueError naming the valid ones."""
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; valid tiers: {', '.join(TIERS)}")
+    return tier
+
+
+def notebook_parameters(notebook: str | Path, tier: str) -> dict[str, Any]:
+    """The parameters of ``notebook`` (a stem such as ``"00_shapeworld"`` or a path to it) in ``tier``, as a new dict."""
+    check_tier(tier)
+    stem = Path(notebook).stem
+    if stem not in PRESETS:
+        raise ValueError(f"no parameter presets for notebook {stem!r}; known notebooks: {', '.join(PRESETS)}")
+    return copy.deepcopy(PRESETS[stem][tier])
