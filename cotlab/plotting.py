@@ -1,0 +1,30 @@
+"""Figures for the book: image grids with captions (matplotlib; seaborn styles the rest)."""
+from __future__ import annotations
+
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def image_grid(images, titles=None, ncols: int = 6, scale: float = 1.8, wrap: int = 26, suptitle: str | None = None):
+    """Show images in a grid, each with an optional wrapped caption; returns the figure."""
+    images = list(images)
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    titles = list(titles) if titles is not None else [None] * len(images)
+    if len(titles) != len(images):
+        raise ValueError(f"got {len(images)} images and {len(titles)} titles")
+    ncols = min(ncols, len(images))
+    nrows = int(np.ceil(len(images) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows * 1.25), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(np.asarray(image), interpolation="nearest")
+        if title:
+            ax.set_title("\n".join(textwrap.wrap(title, wrap)), fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
