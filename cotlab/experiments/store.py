@@ -1,0 +1,293 @@
+"""The run store: trained artifacts and stage results, cached by config and code, written atomically.
+
+Layout (root: ``RunStore(root)``, else ``$COTLAB_RUNS``, else ``runs/`` in the working directory; gitignored)::
+
+    runs/<kind>/<key>/                    a complete run: immutable once published
+        run.json                          {"kind", "key", "config", "code", "code_version", "created", "cotlab_version"}
+        ...                               whatever the producer wrote (checkpoint, metrics.jsonl, eval results)
+        MANIFEST.json                     written LAST: {"files": {relpath: {"size", "sha256"}}} for every file
+    runs/<kind>/.tmp-<key>-<pid>-<rand>/  a run being built; renamed to <key>/ (os.replace) only when complete
+    runs/<kind>/.scratch-<key>/           checkpoints of an unfinished build; survives a crash, removed on success
+    runs/<kind>/.corrupt-<key>-<time>/    a corrupt run moved aside before it was recomputed
+
+``key = artifact_key(kind, config, code)``: sha256 (first 16 hex) of the kind, the canonical JSON of the config and
+``code_version(code)``, the sha256 of the source of the named cotlab modules. Changing any of them gives a new key, so
+the book rebuilds exactly what changed. A directory is *verified* when its manifest parses and every listed file has
+its size and checksum (files added later are ignored; a missing or changed one makes the run corrupt). Producers need
+not fsync: a run damaged by a crash after publication fails verification and is recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+import re
+import secrets
+import shutil
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cotlab
+
+# run.json, not config.json: transformers checkpoints written into a run directory own config.json.
+MANIFEST, CONFIG = "MANIFEST.json", "run.json"
+_KIND = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+class CorruptRunWarning(UserWarning):
+    """A run directory failed verification and was recomputed."""
+
+
+class CorruptRunError(Exception):
+    """Raised by ``verify_or_raise``; the message names the file that does not match."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    kind: str
+    key: str
+    path: Path
+    created: str
+    config: dict[str, Any]
+
+
+# ---------------------------------------------------------------- atomic single-file writes
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same directory + fsync + os.replace: all or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON; serialises first, so a failure leaves any old file intact."""
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one JSON object as one line (serialised first, one write, flushed) — for metrics.jsonl."""
+    line = json.dumps(record) + "\n"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+
+
+# ---------------------------------------------------------------- keys
+
+
+def canonical_config(obj: Any, _where: str = "config") -> Any:
+    """``obj`` as plain JSON values: dataclasses become dicts of their fields (as ``dataclasses.asdict``), tuples
+    lists. Anything else that JSON cannot hold exactly raises TypeError naming its key."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, str):
+                raise TypeError(f"{_where}: key {k!r} is a {type(k).__name__}; config keys must be str")
+        return {k: canonical_config(v, f"{_where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [canonical_config(v, f"{_where}[{i}]") for i, v in enumerate(obj)]
+    for t in (bool, int, float, str):  # bool before int; subclasses (IntEnum, numpy.float64) become the base type
+        if isinstance(obj, t):
+            return str.__str__(obj) if t is str else t(obj)  # str.__str__: the value, even for (str, Enum)
+    if obj is None:
+        return None
+    raise TypeError(f"{_where} = {obj!r} ({type(obj).__name__}) is not JSON-able; use str, int, float, bool, None, "
+                    "list, dict or a dataclass of those")
+
+
+def canonical_json(config: Any) -> str:
+    """Canonical JSON of a config: sorted keys, no whitespace, floats by repr (``1e-05``)."""
+    return json.dumps(canonical_config(config), sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def _source_files(item: str | os.PathLike) -> list[tuple[str, Path]]:
+    """(stable name, file) pairs for a module name ("cotlab.world": a package means all its .py files) or a path."""
+    if isinstance(item, os.PathLike) or "/" in item or "\\" in item or item.endswith(".py"):
+        root, label = Path(item), Path(item).name
+    else:
+        spec = importlib.util.find_spec(item)
+        if spec is None or (spec.origin is None and not spec.submodule_search_locations):
+            raise ModuleNotFoundError(f"code_version: no module named {item!r}")
+        locations = list(spec.submodule_search_locations or [])
+        root, label = (Path(locations[0]) if locations else Path(spec.origin)), item
+    if root.is_file():
+        return [(label, root)]
+    if not root.is_dir():
+        raise FileNotFoundError(f"code_version: {item!r} is neither a module nor an existing path")
+    files = [p for p in root.rglob("*.py") if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    return sorted((f"{label}/{p.relative_to(root).as_posix()}", p) for p in files)
+
+
+def code_version(modules: Sequence[str | os.PathLike] | str | os.PathLike) -> str:
+    """sha256 of the source of ``modules`` (module names or file/directory paths; order does not matter)."""
+    items = [modules] if isinstance(modules, (str, os.PathLike)) else list(modules)
+    h = hashlib.sha256()
+    for name, path in sorted({pair for item in items for pair in _source_files(item)}):
+        data = path.read_bytes()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def artifact_key(kind: str, config: Any, code: Sequence[str | os.PathLike] | str | os.PathLike) -> str:
+    """Short stable key: first 16 hex of sha256(kind, canonical JSON of config, code version)."""
+    payload = f"{kind}\n{canonical_json(config)}\n{code_version(code)}"
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- the store
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _takes_two(build: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(build).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kinds = [p.kind for p in params]
+    return inspect.Parameter.VAR_POSITIONAL in kinds or sum(
+        k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in kinds) >= 2
+
+
+class RunStore:
+    """Content-addressed run directories under ``root`` (see the module docstring for the layout)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root if root is not None else os.environ.get("COTLAB_RUNS") or "runs").expanduser().absolute()
+
+    def path(self, kind: str, key: str) -> Path:
+        if not _KIND.fullmatch(kind):
+            raise ValueError(f"bad kind {kind!r}: use letters, digits, '_', '.', '-' (not starting with '.')")
+        return self.root / kind / key
+
+    def scratch(self, kind: str, config: Any, code: Sequence[str | os.PathLike] | str) -> Path:
+        """``runs/<kind>/.scratch-<key>/`` (created): a build's checkpoints, kept until the build succeeds."""
+        key = artifact_key(kind, config, code)
+        d = self.path(kind, key).parent / f".scratch-{key}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def verify_or_raise(self, path: str | Path) -> None:
+        """Raise CorruptRunError naming the first file that is missing or whose size/sha256 mismatch."""
+        path = Path(path)
+        try:
+            files = json.loads((path / MANIFEST).read_text(encoding="utf-8"))["files"]
+            assert isinstance(files, dict) and CONFIG in files
+        except (OSError, ValueError, KeyError, TypeError, AssertionError) as e:
+            raise CorruptRunError(f"{path / MANIFEST}: missing or invalid manifest ({type(e).__name__})") from None
+        for rel, meta in sorted(files.items()):
+            f = path / rel
+            if not f.is_file():
+                raise CorruptRunError(f"{f}: listed in the manifest but missing")
+            if f.stat().st_size != meta["size"] or _sha256(f) != meta["sha256"]:
+                raise CorruptRunError(f"{f}: size or sha256 does not match the manifest")
+
+    def verify(self, path: str | Path) -> bool:
+        try:
+            self.verify_or_raise(path)
+            return True
+        except CorruptRunError:
+            return False
+
+    def find(self, kind: str, config: Any, code: Sequence[str | os.PathLike] | str) -> Path | None:
+        """The verified run for (kind, config, code), or None."""
+        p = self.path(kind, artifact_key(kind, config, code))
+        return p if p.is_dir() and self.verify(p) else None
+
+    def list(self, kind: str | None = None) -> list[RunRecord]:
+        """Published runs (those with a manifest; not re-hashed: use ``verify``), oldest first."""
+        kinds = [kind] if kind else sorted(p.name for p in self.root.glob("*") if p.is_dir())
+        records = []
+        for k in kinds:
+            for d in sorted((self.root / k).glob("[!.]*")):
+                try:
+                    c = json.loads((d / CONFIG).read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if (d / MANIFEST).is_file():
+                    records.append(RunRecord(k, d.name, d, c.get("created", ""), c.get("config", {})))
+        return sorted(records, key=lambda r: (r.created, r.kind, r.key))
+
+    def get_or_create(self, kind: str, config: Any, code: Sequence[str | os.PathLike] | str,
+                      build: Callable[..., None], *, desc: str | None = None) -> Path:
+        """The verified run directory for (kind, config, code), calling ``build(tmpdir)`` (or ``build(tmpdir,
+        scratch)`` when it takes two arguments) to make it if needed. ``build`` writes its files into the directory
+        it is given (run.json and MANIFEST.json are the store's); a build that raises leaves nothing behind but
+        its scratch directory, which a rerun gets back to resume from and which is removed once a build succeeds."""
+        key = artifact_key(kind, config, code)
+        final, label = self.path(kind, key), f"{kind}/{key}" + (f" ({desc})" if desc else "")
+        if final.exists():
+            if self.verify(final):
+                print(f"[cotlab] reusing {label}: {final}", flush=True)
+                return final
+        tmp = final.parent / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.mkdir(parents=True)
+        two = _takes_two(build)
+        try:
+            print(f"[cotlab] building {label}", flush=True)
+            build(tmp, self.scratch(kind, config, code)) if two else build(tmp)
+            for reserved in (CONFIG, MANIFEST):
+                if (tmp / reserved).exists():
+                    raise ValueError(f"build wrote {reserved}, which the run store reserves for itself")
+            atomic_write_json(tmp / CONFIG, {
+                "kind": kind, "key": key, "config": canonical_config(config),
+                "code": [str(c) for c in ([code] if isinstance(code, (str, os.PathLike)) else code)],
+                "code_version": code_version(code), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+                "cotlab_version": cotlab.__version__})
+            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            atomic_write_json(tmp / MANIFEST, {"files": {p.relative_to(tmp).as_posix(): {
+                "size": p.stat().st_size, "sha256": _sha256(p)} for p in files}})
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for _ in range(3):  # publish; another writer may publish (or leave a corrupt dir) at the same time
+            if final.exists():
+                if self.verify(final):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    print(f"[cotlab] reusing {label} (built concurrently): {final}", flush=True)
+                    break
+                stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+                aside = final.parent / f".corrupt-{key}-{stamp}"
+                try:
+                    os.replace(final, aside)
+                    warnings.warn(f"run {label} at {final} was corrupt; moved it to {aside} and recomputed it",
+                                  CorruptRunWarning, stacklevel=2)
+                except FileNotFoundError:
+                    pass
+            try:
+                os.replace(tmp, final)
+                break
+            except OSError as e:  # the final dir appeared between the check and the rename: loop and verify it
+                error = e
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError(f"could not publish {label} at {final}") from error
+        shutil.rmtree(final.parent / f".scratch-{key}", ignore_errors=True)
+        return final
