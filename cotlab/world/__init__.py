@@ -4,6 +4,7 @@ Scenes of a few objects (shape, colour, texture, size, grid position) render to 
 a designed codebook makes every image exactly 64 tokens. Two prompt suites mirror T2I-CompBench (in-domain) and
 GenEval (out-of-domain), and an exact scorer reads objects back from pixels and scores prompts as both benchmarks do.
 """
+from .captions import CaptionConfig, caption, captioned_scene
 from .language import (
     Entity, Prompt, PromptError, PromptSpec, Relation, parse_prompt, phrase_text, tokenize, vocabulary,
 )
@@ -21,7 +22,7 @@ from .scoring import (
 from .suites import COMPBENCH_CATEGORIES, GENEVAL_TASKS, SPLITS, SUITES, load_suite
 
 __all__ = [
-    "BACKGROUND", "CANVAS", "CODEBOOK_SIZE", "COLOR_NAMES", "COLORS", "COMPBENCH_CATEGORIES", "Entity", "FACTS",
+    "BACKGROUND", "CANVAS", "CaptionConfig", "caption", "captioned_scene", "CODEBOOK_SIZE", "COLOR_NAMES", "COLORS", "COMPBENCH_CATEGORIES", "Entity", "FACTS",
     "GENEVAL_TASKS", "GRID", "NUM_TOKENS", "Obj", "PATCH", "PatchReading", "PatchTokenizer", "Prompt", "PromptError",
     "PromptSpec", "Relation", "SHAPES", "SIZES", "SPLITS", "SUITES", "Scene", "Score", "SuiteReport", "TEXTURES",
     "aggregate", "as_rng", "codebook", "decode_arrays", "describe_code", "facts_named", "load_suite",

@@ -1,0 +1,144 @@
+"""Pretraining ShapeWorld's base policy: supervised next-image-token prediction on captioned random scenes.
+
+Loss: mean over image tokens of -log p(x_t | caption, x_<t) under the conditional branch (teacher forcing), with the
+caption dropped (every token except BOS and BOI replaced by pad, exactly the unconditional prompt the sampler uses)
+for a fraction `uncond_prob` of rows, so that classifier-free guidance has an unconditional model to push against.
+Optimiser AdamW with linear warm-up and cosine decay. Deterministic by seed on CPU; resumable from checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cotlab.world import CaptionConfig, captioned_scene, scene_codes
+
+from .shapeworld import build_shapeworld_policy
+
+
+@dataclass
+class PretrainConfig:
+    size: str = "default"  # a SHAPEWORLD_SIZES name
+    seed: int = 0
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_frac: float = 0.05  # of steps, linear warm-up before cosine decay to 10% of lr
+    weight_decay: float = 0.01
+    uncond_prob: float = 0.1  # caption dropout for CFG
+    checkpoint_every: int = 250
+    captions: CaptionConfig = field(default_factory=CaptionConfig)
+
+    def __post_init__(self):
+        if isinstance(self.captions, dict):
+            self.captions = CaptionConfig(**self.captions)
+
+
+PRETRAIN_TIERS = {
+    "tiny": PretrainConfig(size="tiny", steps=30, batch_size=16, checkpoint_every=10),
+    "smoke": PretrainConfig(size="smoke", steps=300, batch_size=32, lr=3e-3),
+    "default": PretrainConfig(size="default"),
+}
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warm-up, then cosine decay from lr to 0.1 lr."""
+    warm = max(1, int(cfg.warmup_frac * cfg.steps))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    progress = (step - warm) / max(1, cfg.steps - warm)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _batch(rng: np.random.Generator, cfg: PretrainConfig):
+    pairs = [captioned_scene(rng, cfg.captions) for _ in range(cfg.batch_size)]
+    tokens = torch.as_tensor(np.stack([scene_codes(s) for s, _ in pairs]))
+    drop = torch.as_tensor(rng.random(cfg.batch_size) < cfg.uncond_prob)
+    return [c for _, c in pairs], tokens, drop
+
+
+def pretrain(cfg: PretrainConfig, out_dir, scratch_dir=None, progress: bool = True) -> dict:
+    """Train a base policy from nothing and save it to `out_dir` (a JanusPolicy checkpoint + metrics.jsonl +
+    pretrain.json). With `scratch_dir`, checkpoints there every `checkpoint_every` steps and resumes from the last."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    policy = build_shapeworld_policy(cfg.size, seed=cfg.seed)
+    model = policy.model.train()
+    # ShapeWorld uses neither the vision tower, its aligner, the Janus VQ nor the text head: keep them out of training.
+    for unused in (model.model.vision_model, model.model.aligner, model.model.vqmodel, model.lm_head):
+        unused.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    rng = np.random.default_rng(cfg.seed)
+    start, history, seconds = 0, [], 0.0
+    ckpt = None
+    if scratch_dir is not None:
+        Path(scratch_dir).mkdir(parents=True, exist_ok=True)
+        ckpt = Path(scratch_dir) / "checkpoint.pt"
+    if ckpt is not None and ckpt.is_file():
+        # Our own file, written below; weights_only=False is needed for the numpy RNG state it carries.
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start, history, seconds = state["step"], state["history"], state["seconds"]
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain", disable=not progress)
+    for step in bar:
+        began = time.perf_counter()
+        captions, tokens, drop = _batch(rng, cfg)
+        ids, mask = policy.encode_prompts(captions)
+        ids = torch.where(drop[:, None] & (ids != policy.bos_id) & (ids != policy.boi_id), policy.pad_id, ids)
+        logits = policy.image_logits(ids, mask, tokens)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten())
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        seconds += time.perf_counter() - began
+        history.append({"step": step + 1, "loss": loss.item(), "grad_norm": grad_norm.item(),
+                        "lr": lr_at(step, cfg), "seconds": seconds})
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if ckpt is not None and ((step + 1) % cfg.checkpoint_every == 0) and step + 1 < cfg.steps:
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
+                        "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "history": history, "seconds": seconds}, tmp)
+            os.replace(tmp, ckpt)
+    model.eval()
+    policy.save_pretrained(out_dir)
+    with open(out_dir / "metrics.jsonl", "w") as f:
+        f.writelines(json.dumps(h) + "\n" for h in history)
+    summary = {"config": asdict(cfg), "steps": cfg.steps, "train_seconds": seconds,
+               "final_loss": float(np.mean([h["loss"] for h in history[-20:]])),
+               "parameters": sum(p.numel() for p in params)}
+    (out_dir / "pretrain.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+CODE = ("cotlab.world", "cotlab.policy")  # what a base policy depends on: a change here retrains it
+
+
+def base_policy(tier: str = "default", *, store=None, progress: bool = True):
+    """The base policy of a tier, trained once and then reused from the run store. Returns (policy, run directory)."""
+    from cotlab.experiments.store import RunStore
+
+    from .janus import JanusPolicy
+
+    if tier not in PRETRAIN_TIERS:
+        raise ValueError(f"unknown pretraining tier {tier!r}; expected one of {', '.join(PRETRAIN_TIERS)}")
+    cfg = PRETRAIN_TIERS[tier]
+    store = store or RunStore()
+    path = store.get_or_create("base_policy", asdict(cfg), CODE,
+                               lambda out, scratch: pretrain(cfg, out, scratch, progress=progress),
+                               desc=f"base policy ({tier} tier)")
+    return JanusPolicy.from_pretrained(path), path

@@ -1,0 +1,43 @@
+"""ShapeWorld's Janus: a small `JanusForConditionalGeneration` whose text tokenizer is ShapeWorld's vocabulary and
+whose image tokens are the designed patch codebook of `cotlab.world`."""
+from __future__ import annotations
+
+import torch
+from transformers import GenerationConfig, JanusForConditionalGeneration, JanusProcessor
+from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
+
+from cotlab.world import CANVAS, CODEBOOK_SIZE, GRID, PatchTokenizer, vocabulary
+
+from .configs import SHAPEWORLD_SIZES, JanusSize, janus_config
+from .janus import JanusPolicy, PolicySpec
+from .tokenizers import build_text_tokenizer
+
+
+def shapeworld_processor() -> JanusProcessor:
+    """Text tokenizer over ShapeWorld's vocabulary and a PIL image processor (mean/std 0.5; no torchvision)."""
+    tokenizer = build_text_tokenizer(vocabulary())
+    image_processor = JanusImageProcessorPil(size={"height": CANVAS, "width": CANVAS}, image_mean=[0.5] * 3,
+                                             image_std=[0.5] * 3)
+    return JanusProcessor(image_processor=image_processor, tokenizer=tokenizer, num_image_tokens=GRID * GRID)
+
+
+def build_shapeworld_policy(size: str | JanusSize = "default", seed: int = 0, logprob_mode: str = "cond") -> JanusPolicy:
+    """A freshly initialised ShapeWorld Janus of a named size ("tiny", "smoke", "default") or a `JanusSize`."""
+    if isinstance(size, str):
+        if size not in SHAPEWORLD_SIZES:
+            raise ValueError(f"unknown size {size!r}; expected one of {', '.join(SHAPEWORLD_SIZES)}")
+        size = SHAPEWORLD_SIZES[size]
+    processor = shapeworld_processor()
+    tok = processor.tokenizer
+    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
+           "image": tok.convert_tokens_to_ids(tok.image_token)}
+    config = janus_config(len(tok), ids, size, codebook_size=CODEBOOK_SIZE, grid=GRID, image_size=CANVAS)
+    torch.manual_seed(seed)
+    model = JanusForConditionalGeneration(config).eval()
+    # What `model.generate(generation_mode="image")` needs, so that transformers' own path works on our checkpoints.
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["bos"], pad_token_id=ids["pad"], eos_token_id=ids["eos"],
+        generation_kwargs={"boi_token_id": tok.convert_tokens_to_ids(tok.boi_token)},
+    )
+    spec = PolicySpec(image_tokenizer="shapeworld_patch", logprob_mode=logprob_mode)
+    return JanusPolicy(model, processor, PatchTokenizer(), spec)
