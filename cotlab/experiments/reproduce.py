@@ -27,6 +27,7 @@ from cotlab.experiments.tiers import check_tier, notebook_parameters
 #: The book's chapters, in order: stems of ``notebooks/*.ipynb`` (each is also listed in ``book/_toc.yml``).
 CHAPTERS: list[str] = [
     "00_shapeworld",
+    "01_base_model",
 ]
 
 KERNEL_NAME = "python3"
