@@ -29,6 +29,11 @@ LOGPROB_MODES = ("cond", "cfg")
 POLICY_FILE = "cotlab_policy.json"  # what transformers' own files cannot say: the image tokenizer, the policy definition
 
 
+def guide(cond: torch.Tensor, uncond: torch.Tensor, weight: float) -> torch.Tensor:
+    """Classifier-free guidance on logits: l_uncond + w (l_cond - l_uncond)."""
+    return uncond + weight * (cond - uncond)
+
+
 @dataclass
 class PolicySpec:
     """The parts of a policy's definition that travel with its checkpoint."""
@@ -171,14 +176,13 @@ class JanusPolicy:
         if top_k < 0:
             raise ValueError(f"top_k must be >= 0 (0 = no truncation), got {top_k}")
 
-    def _logits(self, hidden: torch.Tensor, rows: int, guidance_scale: float, mode: str):
+    def _logits(self, hidden: torch.Tensor, rows: int, guidance_scale: float):
         """Generation-head logits of the conditional rows and, with guidance, the guided logits."""
         logits = self.model.model.generation_head(hidden)
         if guidance_scale == 1:
             return logits, logits
-        cond, uncond = logits[:rows], logits[rows:]
-        guided = uncond + guidance_scale * (cond - uncond)
-        return cond, guided
+        cond = logits[:rows]
+        return cond, guide(cond, logits[rows:], guidance_scale)
 
     @torch.no_grad()
     def sample(self, prompts: list[str], num_samples: int = 1, guidance_scale: float = 5.0, temperature: float = 1.0,
@@ -206,7 +210,7 @@ class JanusPolicy:
         logprobs = torch.empty((n, self.num_image_tokens), dtype=torch.float32, device=self.device)
         scale = temperature if temperature > 0 else 1.0
         for t in range(self.num_image_tokens):
-            cond, guided = self._logits(hidden, n, guidance_scale, mode)
+            cond, guided = self._logits(hidden, n, guidance_scale)
             if temperature == 0:
                 token = guided.argmax(-1)
             else:
@@ -251,7 +255,7 @@ class JanusPolicy:
             ids, mask = self._with_unconditional(ids, mask)
         logits = self.image_logits(ids, mask, torch.cat([image_tokens, image_tokens]) if use_cfg else image_tokens)
         if use_cfg:
-            logits = logits[n:] + guidance_scale * (logits[:n] - logits[n:])
+            logits = guide(logits[:n], logits[n:], guidance_scale)
         scored = logits.float() / (temperature if temperature > 0 else 1.0)
         return scored.log_softmax(-1).gather(-1, image_tokens[..., None]).squeeze(-1)
 

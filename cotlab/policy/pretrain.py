@@ -125,7 +125,9 @@ def pretrain(cfg: PretrainConfig, out_dir, scratch_dir=None, progress: bool = Tr
     return summary
 
 
-CODE = ("cotlab.world", "cotlab.policy")  # what a base policy depends on: a change here retrains it
+# What a base policy depends on: a change in these sources retrains it (the optional VQ and benchmarks do not).
+CODE = ("cotlab.world", *(str(Path(__file__).with_name(name)) for name in
+                          ("configs.py", "janus.py", "pretrain.py", "shapeworld.py", "tokenizers.py")))
 
 
 def base_policy(tier: str = "default", *, store=None, progress: bool = True):
