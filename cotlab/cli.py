@@ -53,9 +53,82 @@ def add_reproduce(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_reproduce)
 
 
-# Later verbs (pretrain, train, bench, ...) are added here.
+def _pretrain(args: argparse.Namespace) -> int:
+    if args.what == "vq":
+        from cotlab.policy.vq import VQ_TIERS, train_vq_cached
+
+        path = train_vq_cached(args.tier)
+    else:
+        from cotlab.policy.pretrain import base_policy
+
+        _, path = base_policy(args.tier)
+    print(f"[cotlab] {args.what} ({args.tier} tier): {path}")
+    return 0
+
+
+def add_pretrain(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="train ShapeWorld's base policy (or, optionally, a learned VQ tokenizer), cached in the run store",
+        description="Train ShapeWorld's base Janus policy from nothing (or `vq`: a JanusVQVAE on ShapeWorld renders). "
+        "Results are cached in the run store (runs/, or $COTLAB_RUNS) by config and code version; an interrupted "
+        "run resumes from its last checkpoint.",
+    )
+    parser.add_argument("what", nargs="?", choices=("policy", "vq"), default="policy",
+                        help="what to train (default: %(default)s)")
+    parser.add_argument("--tier", choices=("tiny", "smoke", "default"), default="default",
+                        help="size and budget: smoke trains in a minute or two, default in about 15 minutes")
+    parser.set_defaults(handler=_pretrain)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from cotlab.bench import bench_sampler, format_sampler, write_json
+
+    result = bench_sampler(size=args.size, batch_prompts=args.batch_prompts, num_samples=args.num_samples,
+                           guidance_scale=args.cfg, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
+                           janus_pro_shaped=args.janus_pro_shaped, threads=args.threads, verbose=args.verbose)
+    print(format_sampler(result))
+    if args.json:
+        print(f"[cotlab] wrote {write_json(result, args.json)}")
+    return 0
+
+
+def add_bench(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="speed benchmarks: our CFG sampler against transformers' generate",
+        description="`sampler`: image tokens per second of JanusPolicy.sample and of transformers' "
+        "generate(generation_mode='image') on the same batch, same CFG, sampling at temperature 1, timed "
+        "interleaved (median of repeats). Random weights; no image decode.",
+    )
+    parser.add_argument("what", choices=("sampler",), help="what to benchmark")
+    parser.add_argument("--size", choices=("tiny", "smoke", "default"), default="default",
+                        help="ShapeWorld policy size (default: %(default)s)")
+    parser.add_argument("--batch-prompts", type=int, default=None,
+                        help="prompts per batch (default: 16; 2 with --janus-pro-shaped)")
+    parser.add_argument("--num-samples", type=int, default=None,
+                        help="images per prompt (default: 4; 1 with --janus-pro-shaped)")
+    parser.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance weight (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats, median reported (default: 5; 1 with --janus-pro-shaped)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed warmup rounds (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="weights and prompts seed (default: %(default)s)")
+    parser.add_argument("--janus-pro-shaped", action="store_true",
+                        help="a random Janus with Janus-Pro-1B's image side (16384 codes, 576 tokens, hidden 2048) "
+                        "and 2 layers, instead of a ShapeWorld policy")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's own; 1 is steadier on a busy machine)")
+    parser.add_argument("--verbose", action="store_true", help="print each timed call as it finishes")
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write the result as JSON to PATH")
+    parser.set_defaults(handler=_bench)
+
+
+# Later verbs (train, bench, ...) are added here.
 VERBS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_reproduce,
+    add_pretrain,
+    add_bench,
 ]
 
 

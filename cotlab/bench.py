@@ -1,0 +1,252 @@
+"""Speed benchmarks: our CFG sampler (`JanusPolicy.sample`) against transformers' `generate(generation_mode="image")`.
+
+Both sample the same batch the same way: classifier-free guidance with weight `guidance_scale` (conditional and
+unconditional rows in one forward batch), temperature 1, no top-k (`top_k=0` in `generate`, which otherwise applies a
+hidden top-50), `num_samples` images per prompt (`generate` gets the prompts repeated, prompt-major, as `sample`
+builds its rows). Only the image tokens are timed: the VQ / patch decode is off (`decode=False`).
+
+Timings are wall-clock seconds of whole calls, measured interleaved in one process, alternating which of the two goes
+first in each repeat (ours, generate, generate, ours, ...), so that a background load drifting over the run hits both
+alike; the reported throughput is image tokens per second at the median time. Weights are random: speed does not
+depend on training.
+
+`janus_pro_shaped=True` benchmarks a random Janus with Janus-Pro-1B's image side (16384 codes, 576 tokens on a 24x24
+grid at 384 px, hidden 2048, 16 heads) but only a couple of layers and a small MLP, so that it runs on a CPU.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from cotlab.policy.configs import JanusSize
+
+# Janus-Pro-1B's image side with a shallow, narrow language model (the real one has 24 layers, MLP width 5632).
+JANUS_PRO_SHAPED = JanusSize(hidden_size=2048, num_layers=2, num_heads=16, intermediate_size=1024, image_embed_dim=8,
+                             max_positions=640)
+JANUS_PRO_CODEBOOK, JANUS_PRO_GRID, JANUS_PRO_IMAGE_SIZE = 16384, 24, 384
+
+# Defaults of `bench_sampler` where an argument is left as None: ShapeWorld's policies vs the Janus-Pro-shaped one.
+# A Janus-Pro-shaped call streams ~0.36 GB of fp32 weights per image token, 576 times: over half a minute on a CPU,
+# so one warmup pair and one timed pair (2-3 minutes on a quiet 2-core machine); pass more repeats for a median.
+# The warmup is not optional there: a first call in a process that grows a DynamicCache by concatenation page-faults
+# on every step (glibc serves each ever-larger buffer with a fresh mmap), ~30% slower than later calls.
+DEFAULTS = {
+    "shapeworld": {"batch_prompts": 16, "num_samples": 4, "repeats": 5, "warmup": 1},
+    "janus_pro_shaped": {"batch_prompts": 2, "num_samples": 1, "repeats": 1, "warmup": 1},
+}
+
+
+def _set_generation_config(model, tokenizer) -> None:
+    """What `model.generate(generation_mode="image")` needs (the same as `build_shapeworld_policy` sets)."""
+    from transformers import GenerationConfig
+
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        generation_kwargs={"boi_token_id": tokenizer.convert_tokens_to_ids(tokenizer.boi_token)},
+    )
+
+
+def build_janus_pro_shaped_policy(seed: int = 0, size: JanusSize = JANUS_PRO_SHAPED):
+    """A random Janus with Janus-Pro-1B's image side (its own VQ as image tokenizer) and ShapeWorld's text
+    tokenizer."""
+    from transformers import JanusForConditionalGeneration
+
+    from cotlab.policy import JanusPolicy, PolicySpec, janus_config, shapeworld_processor
+
+    processor = shapeworld_processor()
+    tok = processor.tokenizer
+    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
+           "image": tok.convert_tokens_to_ids(tok.image_token)}
+    config = janus_config(len(tok), ids, size, codebook_size=JANUS_PRO_CODEBOOK, grid=JANUS_PRO_GRID,
+                          image_size=JANUS_PRO_IMAGE_SIZE)
+    torch.manual_seed(seed)
+    model = JanusForConditionalGeneration(config).eval()
+    _set_generation_config(model, tok)
+    return JanusPolicy(model, processor, spec=PolicySpec(image_tokenizer="janus_vq"))
+
+
+def _prompts(n: int, seed: int) -> list[str]:
+    """`n` ShapeWorld captions (of different lengths, so the batch is left-padded as in training)."""
+    from cotlab.world import as_rng, captioned_scene
+
+    rng = as_rng(seed)
+    return [captioned_scene(rng)[1] for _ in range(n)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _summary(seconds: list[float], tokens: int) -> dict:
+    median = statistics.median(seconds)
+    return {"seconds": seconds, "median_s": median, "min_s": min(seconds), "max_s": max(seconds),
+            "tokens_per_s": tokens / median if median > 0 else math.inf}
+
+
+def bench_sampler(size: str = "default", batch_prompts: int | None = None, num_samples: int | None = None,
+                  guidance_scale: float = 5.0, repeats: int | None = None, warmup: int | None = None, seed: int = 0,
+                  janus_pro_shaped: bool = False, device: str | None = None, threads: int | None = None,
+                  verbose: bool = False) -> dict:
+    """Image tokens per second of `JanusPolicy.sample` and of transformers' `generate`, same batch, same CFG, sampling.
+
+    `size` names a ShapeWorld policy ("tiny", "smoke", "default"); `janus_pro_shaped` benchmarks the Janus-Pro-1B
+    shaped one instead (`size` is then ignored). `batch_prompts`, `num_samples`, `repeats` and `warmup` left as None
+    take `DEFAULTS` (16 x 4, 5 repeats after 1 warmup for ShapeWorld; 2 x 1, 1 repeat after 1 warmup for
+    Janus-Pro-shaped).
+    `threads` sets torch's intra-op threads for the run (restored afterwards; 1 is steadier on a busy machine).
+
+    Returns a JSON-able dict; `ratio` is ours / generate in image tokens per second at the median times (above 1:
+    ours is faster). Two contention-robust companions: `ratio_min` (at the fastest times) and `ratio_paired` (median
+    over repeats of generate's time / ours in the same repeat)."""
+    from cotlab.policy import SHAPEWORLD_SIZES
+
+    if not janus_pro_shaped and size not in SHAPEWORLD_SIZES:
+        raise ValueError(f"unknown size {size!r}; expected one of {', '.join(SHAPEWORLD_SIZES)}")
+    kind = "janus_pro_shaped" if janus_pro_shaped else "shapeworld"
+    batch_prompts = DEFAULTS[kind]["batch_prompts"] if batch_prompts is None else batch_prompts
+    num_samples = DEFAULTS[kind]["num_samples"] if num_samples is None else num_samples
+    repeats = DEFAULTS[kind]["repeats"] if repeats is None else repeats
+    warmup = DEFAULTS[kind]["warmup"] if warmup is None else warmup
+    if batch_prompts < 1 or num_samples < 1:
+        raise ValueError(f"batch_prompts and num_samples must be at least 1, got {batch_prompts} and {num_samples}")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be at least 1 and warmup at least 0, got {repeats} and {warmup}")
+    if guidance_scale < 1:
+        raise ValueError(f"guidance_scale must be >= 1 (1 = no guidance), got {guidance_scale}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _bench_sampler(size, batch_prompts, num_samples, guidance_scale, repeats, warmup, seed,
+                              janus_pro_shaped, device, verbose)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _bench_sampler(size, batch_prompts, num_samples, guidance_scale, repeats, warmup, seed, janus_pro_shaped, device,
+                   verbose) -> dict:
+    from cotlab.policy import build_shapeworld_policy
+
+    pol = build_janus_pro_shaped_policy(seed) if janus_pro_shaped else build_shapeworld_policy(size, seed=seed)
+    if device is not None:
+        pol.model.to(device)
+    dev = pol.device
+    prompts = _prompts(batch_prompts, seed)
+    rows_prompts = [p for p in prompts for _ in range(num_samples)]  # prompt-major, as `sample` builds its rows
+    rows, t_img = len(rows_prompts), pol.num_image_tokens
+    tokens = rows * t_img
+    generator = torch.Generator(dev).manual_seed(seed)
+
+    def ours():
+        return pol.sample(prompts, num_samples, guidance_scale=guidance_scale, temperature=1.0, top_k=0,
+                          generator=generator, decode=False).image_tokens
+
+    def theirs():
+        ids, mask = pol.encode_prompts(rows_prompts)
+        return pol.model.generate(input_ids=ids, attention_mask=mask, generation_mode="image", do_sample=True,
+                                  temperature=1.0, top_k=0, guidance_scale=guidance_scale)
+
+    runners = {"ours": ours, "generate": theirs}
+    times: dict[str, list[float]] = {"ours": [], "generate": []}
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            order = ("ours", "generate") if i % 2 == 0 else ("generate", "ours")
+            for name in order:
+                _sync(dev)
+                start = time.perf_counter()
+                out = runners[name]()
+                _sync(dev)
+                elapsed = time.perf_counter() - start
+                if tuple(out.shape) != (rows, t_img):
+                    raise RuntimeError(f"{name} returned tokens of shape {tuple(out.shape)}, expected {(rows, t_img)}")
+                if i >= warmup:
+                    times[name].append(elapsed)
+                if verbose:
+                    tag = "warmup" if i < warmup else f"repeat {i - warmup + 1}/{repeats}"
+                    print(f"  [{tag}] {name:8s} {elapsed:8.3f} s", flush=True)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+    text = pol.model.config.text_config
+    result = {
+        "benchmark": "sampler",
+        "model": "janus-pro-shaped" if janus_pro_shaped else f"shapeworld-{size}",
+        "size": None if janus_pro_shaped else size,
+        "janus_pro_shaped": janus_pro_shaped,
+        "hidden_size": text.hidden_size,
+        "num_layers": text.num_hidden_layers,
+        "num_heads": text.num_attention_heads,
+        "intermediate_size": text.intermediate_size,
+        "codebook_size": pol.model.config.vq_config.num_embeddings,
+        "image_tokens": t_img,
+        "parameters": sum(p.numel() for p in pol.model.parameters()),
+        "batch_prompts": batch_prompts,
+        "num_samples": num_samples,
+        "rows": rows,  # images per call; with guidance the forward batch is twice this
+        "forward_rows": 2 * rows if guidance_scale != 1 else rows,
+        "guidance_scale": guidance_scale,
+        "temperature": 1.0,
+        "top_k": 0,
+        "decode": False,
+        "repeats": repeats,
+        "warmup": warmup,
+        "seed": seed,
+        "order": "interleaved, alternating which goes first",
+        "prompt_tokens_max": int(pol.encode_prompts(rows_prompts)[1].sum(1).max()),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(dev),
+        "device_name": (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+                        else platform.processor() or platform.machine()),
+        "torch_version": torch.__version__,
+        "transformers_version": __import__("transformers").__version__,
+        "loadavg_1min": [load_start, load_end],
+        "ours": _summary(times["ours"], tokens),
+        "generate": _summary(times["generate"], tokens),
+    }
+    result["ratio"] = result["ours"]["tokens_per_s"] / result["generate"]["tokens_per_s"]
+    result["ratio_min"] = result["generate"]["min_s"] / result["ours"]["min_s"]
+    result["ratio_paired"] = statistics.median(g / o for g, o in zip(times["generate"], times["ours"]))
+    return result
+
+
+def format_sampler(result: dict) -> str:
+    """A small table of a `bench_sampler` result and the ratio line."""
+    head = (f"{result['model']}: hidden {result['hidden_size']}, {result['num_layers']} layers, "
+            f"{result['num_heads']} heads, MLP {result['intermediate_size']}, {result['codebook_size']} codes, "
+            f"{result['image_tokens']} image tokens, {result['parameters'] / 1e6:.1f}M parameters\n"
+            f"batch {result['batch_prompts']} prompts x {result['num_samples']} samples = {result['rows']} images "
+            f"({result['forward_rows']} forward rows), cfg {result['guidance_scale']:g}, temperature 1, top_k 0, "
+            f"no decode; {result['repeats']} repeats after {result['warmup']} warmup; "
+            f"device {result['device']} ({result['torch_threads']} torch threads)")
+    lines = [head, "", f"{'sampler':<10}{'median s':>10}{'min s':>10}{'max s':>10}{'image tok/s':>14}"]
+    for name in ("ours", "generate"):
+        r = result[name]
+        lines.append(f"{name:<10}{r['median_s']:>10.3f}{r['min_s']:>10.3f}{r['max_s']:>10.3f}"
+                     f"{r['tokens_per_s']:>14.1f}")
+    lines += ["", f"ratio ours/generate: {result['ratio']:.2f}x",
+              f"(at the fastest times: {result['ratio_min']:.2f}x; median of per-repeat ratios: "
+              f"{result['ratio_paired']:.2f}x; 1-min load average {_load(result['loadavg_1min'])})"]
+    return "\n".join(lines)
+
+
+def _load(pair) -> str:
+    return "n/a" if pair[0] is None else f"{pair[0]:.1f} -> {pair[1]:.1f}"
+
+
+def write_json(result: dict, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

@@ -1,0 +1,31 @@
+"""The sampler benchmark runs end to end on a tiny policy and returns a JSON-able report; the CLI knows the verb.
+No timing assertions: wall-clock times depend on the machine and its load."""
+import json
+import math
+
+from cotlab import cli
+from cotlab.bench import bench_sampler, format_sampler
+
+
+def test_bench_sampler_reports_both_throughputs():
+    result = bench_sampler(size="tiny", batch_prompts=2, num_samples=2, repeats=1, warmup=0)
+    for key in ("model", "size", "batch_prompts", "num_samples", "rows", "guidance_scale", "repeats", "warmup",
+                "image_tokens", "torch_threads", "device", "ours", "generate", "ratio"):
+        assert key in result, key
+    assert result["rows"] == 4 and result["image_tokens"] == 64 and result["device"] == "cpu"
+    for name in ("ours", "generate"):
+        assert len(result[name]["seconds"]) == 1
+        assert math.isfinite(result[name]["tokens_per_s"]) and result[name]["tokens_per_s"] > 0
+    for key in ("ratio", "ratio_min", "ratio_paired"):
+        assert math.isfinite(result[key]) and result[key] > 0, key
+    assert json.loads(json.dumps(result)) == result
+    assert "ratio ours/generate:" in format_sampler(result)
+
+
+def test_cli_accepts_bench_sampler():
+    args = cli.build_parser().parse_args(["bench", "sampler", "--size", "tiny"])
+    assert args.what == "sampler" and args.size == "tiny" and callable(args.handler)
+    assert not args.janus_pro_shaped and args.json is None
+    args = cli.build_parser().parse_args(["bench", "sampler", "--janus-pro-shaped", "--batch-prompts", "2",
+                                          "--num-samples", "1", "--cfg", "3", "--repeats", "2", "--json", "b.json"])
+    assert args.janus_pro_shaped and (args.batch_prompts, args.num_samples, args.cfg, args.repeats) == (2, 1, 3.0, 2)
