@@ -36,7 +36,6 @@ Output directory: `save_pretrained` (config.json + model.safetensors, loadable w
 `load_vq_tokenizer`), `metrics.json` (written atomically: config, training seconds, losses, evaluation), and the
 last `checkpoint.pt` (unless a separate `scratch_dir` holds it).
 
-MEASURED_PLACEHOLDER
 """
 from __future__ import annotations
 
