@@ -13,7 +13,8 @@ from transformers import JanusVQVAE
 from cotlab import world as w
 from cotlab.policy.tokenizers import ImageTokenizer
 from cotlab.policy.vq import (
-    VQ_TIERS, VQTrainConfig, build_vq, evaluate_vq, images_to_pixels, load_vq_tokenizer, reconstruct, train_vq, vq_config,
+    VQ_TIERS, VQTrainConfig, build_vq, evaluate_vq, images_to_pixels, load_vq_tokenizer, reconstruct, train_vq,
+    vq_config,
 )
 
 # 4 steps of 2 scenes: step 1 unquantised, k-means at step 2, checkpoints after steps 2 (and the end)
@@ -174,7 +175,7 @@ def test_cached_training_goes_through_the_run_store(tmp_path, monkeypatch):
     store = RunStore(tmp_path)
     path = vq.train_vq_cached("tiny", store=store, progress=False)
     assert load_vq_tokenizer(path).codebook_size == CFG.codebook_size
-    assert store.verify(path.parent)  # the model sits in vq/ beside the store's own config.json and manifest
+    assert store.verify(path.parent)  # the model sits in vq/ of a verified run directory
     monkeypatch.setattr(vq, "train_vq", lambda *a, **k: pytest.fail("retrained a cached VQ"))
     assert vq.train_vq_cached("tiny", store=store, progress=False) == path
     with pytest.raises(ValueError, match="unknown VQ preset"):

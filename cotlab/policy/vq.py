@@ -36,6 +36,16 @@ Output directory: `save_pretrained` (config.json + model.safetensors, loadable w
 `load_vq_tokenizer`), `metrics.json` (written atomically: config, training seconds, losses, evaluation), and the
 last `checkpoint.pt` (unless a separate `scratch_dir` holds it).
 
+Measured on 2026-11-24, 2-core CPU (AMD EPYC; `default` preset, one torch thread, other processes sharing the cores:
+mean 1-minute load 2.5): 1000 steps of 16 scenes (270k parameters) trained in 329 s (0.33 s/step; 336 s wall with
+the evaluation). Final training losses (mean of the last 20 steps): total 0.106, pixel MSE 0.0085 and L1 0.037 (on
+[-1, 1]), commitment 0.0067. Round trip of 500 fresh random scenes (encode, decode, parse): the exact scene in 3.8%,
+11.9% of objects recovered, 1.31 misread objects per scene, no object found in 14% of images; 93.0% of patches
+nearest their true designed code; pixel MSE 0.0011 on [0, 1] (PSNR 29.5 dB); all 751 codes used. Colours mostly
+survive, small shapes and textures smear, and faint halos surround objects (the designed tokenizer: 100% exact).
+The same recipe without foreground weighting (weight 1, lr 2e-3) reached 0.8% exact, 2.0% of objects, PSNR 25.1 dB.
+The `smoke` preset trains in about 10 s and recovers nothing (it only exercises the pipeline).
+
 """
 from __future__ import annotations
 
@@ -98,7 +108,8 @@ class VQTrainConfig:
         self.channel_multiplier = tuple(int(m) for m in self.channel_multiplier)
         for name in ("base_channels", "latent_channels"):
             if getattr(self, name) % 32:
-                raise ValueError(f"{name} must be a multiple of 32 (GroupNorm with 32 groups), got {getattr(self, name)}")
+                raise ValueError(f"{name} must be a multiple of 32 (GroupNorm with 32 groups), "
+                                 f"got {getattr(self, name)}")
         if len(self.channel_multiplier) != 4:
             raise ValueError(f"channel_multiplier needs 4 entries (3 downsamplings: 64x64 -> 8x8 tokens), "
                              f"got {self.channel_multiplier}")
@@ -495,7 +506,7 @@ CODE = ("cotlab.world", "cotlab.policy.vq", "cotlab.policy.tokenizers")  # a cha
 
 def train_vq_cached(tier: str = "default", *, store=None, progress: bool = True) -> Path:
     """The VQ of a preset, trained once and then reused from the run store. Returns the model directory (loadable
-    with `load_vq_tokenizer`); the run store's own config.json lives one level up, so the model goes in `vq/`."""
+    with `load_vq_tokenizer`): `vq/` inside the run directory, apart from the store's own files."""
     from cotlab.experiments.store import RunStore
 
     if tier not in VQ_TIERS:
