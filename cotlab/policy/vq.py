@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -64,6 +63,7 @@ from tqdm import tqdm
 
 from cotlab import world as w
 
+from .pretrain import lr_at  # the same warm-up + cosine schedule (reads lr, steps, warmup_frac)
 from .tokenizers import JanusVQTokenizer
 
 IMAGE_SIZE = w.CANVAS  # 64
@@ -292,15 +292,6 @@ def _pixel_weights(pixels: torch.Tensor, foreground_weight: float) -> torch.Tens
         return torch.ones_like(pixels[:, :1])
     foreground = ((pixels - _BACKGROUND).abs().amax(dim=1, keepdim=True) > 1e-3).to(pixels.dtype)
     return 1 + (foreground_weight - 1) * foreground
-
-
-def lr_at(step: int, cfg: VQTrainConfig) -> float:
-    """Linear warm-up, then cosine decay from lr to 0.1 lr."""
-    warm = max(1, int(cfg.warmup_frac * cfg.steps))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    progress = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def _load_average() -> float | None:
