@@ -63,6 +63,8 @@ from tqdm import tqdm
 
 from cotlab import world as w
 
+from cotlab.experiments.store import atomic_write_json
+
 from .pretrain import lr_at  # the same warm-up + cosine schedule (reads lr, steps, warmup_frac)
 from .tokenizers import JanusVQTokenizer
 
@@ -306,12 +308,6 @@ def _mean_load(history: list) -> float | None:
     return round(float(np.mean(loads)), 2) if loads else None
 
 
-def _atomic_write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _save_checkpoint(path: Path, model, opt, codebook: _Codebook, step: int, rng: np.random.Generator,
                      history: list, seconds: float, cfg: VQTrainConfig) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -423,7 +419,7 @@ def _train(cfg: VQTrainConfig, out_dir: Path, progress: bool, scratch_dir, stop_
         "evaluation": evaluation,
         "history": history,
     }
-    _atomic_write_json(out_dir / METRICS, metrics)
+    atomic_write_json(out_dir / METRICS, metrics)
     _save_checkpoint(ckpt, model, opt, codebook, cfg.steps, rng, history, seconds, cfg)
     return metrics
 
