@@ -1,0 +1,70 @@
+"""Reward models: one protocol, a registry, and checks on what a reward returns.
+
+A reward model is a callable ``rm(prompts, images, metadata=None) -> torch.Tensor`` of shape (N,), float and finite,
+with a ``name``. ``get(name, **options)`` builds a registered one; ``available()`` lists the names.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol, runtime_checkable
+
+import torch
+
+from cotlab.world import score_batch
+
+
+@runtime_checkable
+class RewardModel(Protocol):
+    name: str
+
+    def __call__(self, prompts: list[str], images: list, metadata: list[dict] | None = None) -> torch.Tensor: ...
+
+
+class MetricReward:
+    """The exact in-domain metric as reward (the paper's "metric reward"): ShapeWorld's CompBench-style score, the
+    prompt's family formula (binding product of phrase credits, spatial detector score, ...; see
+    `cotlab.world.scoring`) on the objects parsed from the image's pixels. In [0, 1]."""
+
+    name = "metric"
+
+    def __call__(self, prompts, images, metadata=None) -> torch.Tensor:
+        return torch.tensor([s.value for s in score_batch(list(prompts), list(images))], dtype=torch.float32)
+
+
+_REGISTRY: dict[str, Callable[..., RewardModel]] = {"metric": MetricReward}
+
+
+def register(name: str, factory: Callable[..., RewardModel]) -> None:
+    """Make `get(name, **options)` build a reward model with `factory(**options)`."""
+    _REGISTRY[name] = factory
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str, **options) -> RewardModel:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown reward model {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[name](**options)
+
+
+def checked_rewards(rm: RewardModel, prompts: list[str], images: list, metadata=None) -> torch.Tensor:
+    """Call `rm` and insist on its contract: a float tensor of shape (N,) with finite values. The error names the
+    reward model and, for a bad value, the prompt it was scoring."""
+    name = getattr(rm, "name", type(rm).__name__)
+    values = rm(prompts, images, metadata)
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"reward model {name!r} returned {type(values).__name__}; it must return a torch.Tensor")
+    if values.shape != (len(prompts),):
+        raise ValueError(f"reward model {name!r} returned shape {tuple(values.shape)} for {len(prompts)} images; "
+                         f"it must return one reward per image, shape ({len(prompts)},)")
+    values = values.float()
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"reward model {name!r} returned {values[i].item()} for prompt {prompts[i]!r} (row {i}); "
+                         f"rewards must be finite")
+    return values
+
+
+__all__ = ["MetricReward", "RewardModel", "available", "checked_rewards", "get", "register"]
