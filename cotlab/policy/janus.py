@@ -64,11 +64,32 @@ class Rollout:
     logprob_mode: str = "cond"
 
 
+class TeacherForcedLogits(torch.nn.Module):
+    """Generation-head logits (rows, T, codebook) of `image_tokens` after a prompt (left-padded ids ending in BOI),
+    teacher-forced in one forward pass of the language model. A module of its own so that a trainer can hand it to
+    accelerate (DDP, DeepSpeed, FSDP wrap its forward) while it shares every parameter with the policy's model."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
+        t = image_tokens.shape[1]
+        embeds = torch.cat([self.model.get_input_embeddings()(ids),
+                            self.model.prepare_embeddings_for_image_generation(image_tokens[:, :-1])], dim=1)
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], t - 1))], dim=1)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        hidden = self.model.model.language_model(inputs_embeds=embeds, attention_mask=mask,
+                                                 position_ids=positions).last_hidden_state
+        return self.model.model.generation_head(hidden[:, ids.shape[1] - 1:])  # states predicting tokens 0..T-1
+
+
 class JanusPolicy:
     """A Janus model plus its processor (text tokenizer) and image tokenizer, with a declared log-prob mode."""
 
     def __init__(self, model, processor, image_tokenizer: ImageTokenizer | None = None, spec: PolicySpec | None = None):
         self.model = model
+        self.scorer = TeacherForcedLogits(model)
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.spec = spec or PolicySpec()
@@ -187,10 +208,13 @@ class JanusPolicy:
     @torch.no_grad()
     def sample(self, prompts: list[str], num_samples: int = 1, guidance_scale: float = 5.0, temperature: float = 1.0,
                top_k: int = 0, generator: torch.Generator | None = None, logprob_mode: str | None = None,
-               decode: bool = True) -> Rollout:
+               decode: bool = True, row_seeds=None) -> Rollout:
         """Sample `num_samples` images per prompt (rows prompt-major) with CFG weight `guidance_scale`.
 
-        Per-token log-probs are recorded under `logprob_mode` (the policy's own by default)."""
+        Per-token log-probs are recorded under `logprob_mode` (the policy's own by default). Randomness comes from
+        `generator` (one stream for the batch), or, with `row_seeds` (one integer per row), from one stream per row:
+        row i draws its T uniforms from `row_seeds[i]` and samples by inverse CDF, so its image does not depend on
+        which other rows share the batch (what sharded, multi-process rollouts need to match a single process)."""
         mode = logprob_mode or self.spec.logprob_mode
         if mode not in LOGPROB_MODES:
             raise ValueError(f"unknown logprob_mode {mode!r}; expected one of {', '.join(LOGPROB_MODES)}")
@@ -198,6 +222,12 @@ class JanusPolicy:
         rows_prompts = [p for p in prompts for _ in range(num_samples)] if isinstance(prompts, (list, tuple)) else prompts
         ids, mask = self.encode_prompts(rows_prompts)
         n = ids.shape[0]
+        uniforms = None
+        if row_seeds is not None:
+            if len(row_seeds) != n:
+                raise ValueError(f"row_seeds has {len(row_seeds)} seeds for {n} rows; pass one per sampled image")
+            uniforms = torch.stack([torch.rand(self.num_image_tokens, generator=torch.Generator().manual_seed(int(s)))
+                                    for s in row_seeds]).to(self.device)
         if guidance_scale != 1:
             ids, mask = self._with_unconditional(ids, mask)
         lm = self.model.model.language_model
@@ -218,7 +248,12 @@ class JanusPolicy:
                 if top_k:
                     kth = filtered.topk(min(top_k, filtered.shape[-1]), dim=-1).values[:, -1:]
                     filtered = filtered.masked_fill(filtered < kth, float("-inf"))
-                token = torch.multinomial(filtered.softmax(-1), 1, generator=generator).squeeze(-1)
+                probs = filtered.float().softmax(-1)
+                if uniforms is None:
+                    token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+                else:  # inverse CDF: the first code whose cumulative probability exceeds the row's uniform
+                    cdf = probs.cumsum(-1)
+                    token = (cdf < uniforms[:, t:t + 1] * cdf[:, -1:]).sum(-1).clamp(max=probs.shape[-1] - 1)
             scored = (cond if mode == "cond" else guided).float() / scale
             logprobs[:, t] = scored.log_softmax(-1).gather(-1, token[:, None]).squeeze(-1)
             tokens[:, t] = token
@@ -236,9 +271,12 @@ class JanusPolicy:
     # -- scoring ----------------------------------------------------------------------------------------------------
 
     def token_logprobs(self, prompts: list[str], image_tokens: torch.Tensor, mode: str | None = None,
-                       guidance_scale: float = 5.0, temperature: float = 1.0) -> torch.Tensor:
+                       guidance_scale: float = 5.0, temperature: float = 1.0, scorer=None,
+                       with_entropy: bool = False):
         """Teacher-forced log pi(x_t | prompt, x_<t) of `image_tokens` (N, T), one forward pass; differentiable.
-        `prompts` has one entry per row."""
+        `prompts` has one entry per row. `scorer` replaces the policy's own `TeacherForcedLogits` (a trainer passes
+        its distributed wrapper of it, or a frozen reference's). `with_entropy` also returns the per-token entropy
+        H_t = -sum_v pi(v) log pi(v) of the same distribution (detached)."""
         mode = mode or self.spec.logprob_mode
         if mode not in LOGPROB_MODES:
             raise ValueError(f"unknown logprob_mode {mode!r}; expected one of {', '.join(LOGPROB_MODES)}")
@@ -253,23 +291,20 @@ class JanusPolicy:
         use_cfg = mode == "cfg" and guidance_scale != 1
         if use_cfg:
             ids, mask = self._with_unconditional(ids, mask)
-        logits = self.image_logits(ids, mask, torch.cat([image_tokens, image_tokens]) if use_cfg else image_tokens)
+        logits = (scorer or self.scorer)(ids, mask, torch.cat([image_tokens, image_tokens]) if use_cfg else image_tokens)
         if use_cfg:
             logits = guide(logits[:n], logits[n:], guidance_scale)
-        scored = logits.float() / (temperature if temperature > 0 else 1.0)
-        return scored.log_softmax(-1).gather(-1, image_tokens[..., None]).squeeze(-1)
+        logp = (logits.float() / (temperature if temperature > 0 else 1.0)).log_softmax(-1)
+        token_logp = logp.gather(-1, image_tokens[..., None]).squeeze(-1)
+        if not with_entropy:
+            return token_logp
+        with torch.no_grad():
+            entropy = -(logp.exp() * logp).sum(-1)
+        return token_logp, entropy
 
     def image_logits(self, ids: torch.Tensor, mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced generation-head logits (rows, T, codebook) for prompt ids/mask (left-padded, ending in BOI)
-        followed by `image_tokens`; one forward pass of the language model."""
-        t = image_tokens.shape[1]
-        embeds = torch.cat([self.model.get_input_embeddings()(ids),
-                            self.model.prepare_embeddings_for_image_generation(image_tokens[:, :-1])], dim=1)
-        mask = torch.cat([mask, mask.new_ones((mask.shape[0], t - 1))], dim=1)
-        positions = (mask.cumsum(1) - 1).clamp(min=0)
-        hidden = self.model.model.language_model(inputs_embeds=embeds, attention_mask=mask,
-                                                 position_ids=positions).last_hidden_state
-        return self.model.model.generation_head(hidden[:, ids.shape[1] - 1:])  # states predicting tokens 0..T-1
+        """Teacher-forced generation-head logits (rows, T, codebook); see `TeacherForcedLogits`."""
+        return self.scorer(ids, mask, image_tokens)
 
     def decode(self, image_tokens: torch.Tensor) -> list[Image.Image]:
         return self.image_tokenizer.decode(image_tokens)
