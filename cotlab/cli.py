@@ -124,10 +124,51 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_bench)
 
 
-# Later verbs (train, bench, ...) are added here.
+def _train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cotlab.training import CONFIGS, preset, train
+
+    values = {}
+    if args.config:
+        values.update(CONFIGS[args.algorithm].load(args.config).to_dict())
+        values.pop("algorithm")
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        values[key] = yaml.safe_load(raw)
+    if args.output_dir:
+        values["output_dir"] = args.output_dir
+    cfg = preset(args.preset, args.algorithm, **values) if args.preset else CONFIGS[args.algorithm].from_dict(values)
+    if cfg.output_dir is None:
+        raise SystemExit("give --output-dir (or output_dir in the config): where metrics and checkpoints go")
+    train(cfg, resume_from="latest" if args.resume else None)
+    print(f"[cotlab] {cfg.algorithm}: {cfg.output_dir}")
+    return 0
+
+
+def add_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a policy with GRPO or DPO (runs under `accelerate launch` too)",
+        description="Train with GRPO or DPO. Fields come from --preset, then --config (JSON or YAML), then --set "
+        "key=value (YAML values). Writes metrics.jsonl, TensorBoard events and checkpoints to the output directory. "
+        "Multi-process: `accelerate launch [--cpu] --num_processes N -m cotlab train grpo ...`.",
+    )
+    parser.add_argument("algorithm", choices=("grpo", "dpo"))
+    parser.add_argument("--preset", default=None, help="smoke, default (ShapeWorld) or paper (Janus-Pro)")
+    parser.add_argument("--config", default=None, help="a JSON or YAML file of config fields")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one field")
+    parser.add_argument("--output-dir", default=None, help="where metrics and checkpoints go")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output dir")
+    parser.set_defaults(handler=_train)
+
+
 VERBS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_reproduce,
     add_pretrain,
+    add_train,
     add_bench,
 ]
 

@@ -1,0 +1,28 @@
+"""RL trainers for Janus policies: GRPO and DPO sharing one rollout buffer, on accelerate.
+
+    from cotlab.training import preset, train
+    cfg = preset("smoke", "grpo", output_dir="runs/grpo-smoke")
+    policy = train(cfg)
+"""
+from .buffer import Groups, collect_groups, mine_pairs, row_seed
+from .config import ALIGNED_FIELDS, CONFIGS, PRESETS, DPOConfig, GRPOConfig, RLConfig, aligned, preset
+from .dpo import DPOTrainer
+from .grpo import GRPOTrainer
+from .trainer import Trainer, load_policy, training_prompts
+
+TRAINERS = {"grpo": GRPOTrainer, "dpo": DPOTrainer}
+
+
+def trainer_for(cfg: RLConfig, **kwargs) -> Trainer:
+    """The trainer of `cfg`'s algorithm; kwargs as `Trainer` (policy, reward_model, prompts, accelerator, progress)."""
+    return TRAINERS[cfg.algorithm](cfg, **kwargs)
+
+
+def train(cfg: RLConfig, resume_from=None, **kwargs):
+    """Train (or resume, with `resume_from` a checkpoint or "latest") and return the trained policy."""
+    return trainer_for(cfg, **kwargs).train(resume_from=resume_from)
+
+
+__all__ = ["ALIGNED_FIELDS", "CONFIGS", "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "Groups", "PRESETS",
+           "RLConfig", "TRAINERS", "Trainer", "aligned", "collect_groups", "load_policy", "mine_pairs", "preset",
+           "row_seed", "train", "trainer_for", "training_prompts"]

@@ -1,0 +1,230 @@
+"""Configs of the RL trainers: dataclasses with TRL's field names where TRL has the concept, checked on creation.
+
+One optimizer step consumes `prompts_per_step` prompts (global, across processes and accumulation steps), each with
+a group of `num_generations` images. GRPO samples its groups on-policy at every step; DPO samples the groups of a
+whole round at the round's start (round 1 from the reference model: offline DPO, the paper's setting) and mines
+chosen/rejected pairs from them. Both consume the same prompt stream, so configs that agree on the fields in
+`ALIGNED_FIELDS` sample the same number of images and make the same number of reward calls (the paper's "aligned
+data and compute"); `budget()` says how many.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from cotlab.losses import DPO_LOSS_TYPES, GRPO_LOSS_TYPES, SCALE_REWARDS
+
+PAIR_SELECTIONS = ("best_worst", "all", "margin")
+REFERENCES = ("base", "round_start")
+# What must agree for two runs to have spent the same sampling and reward budget.
+ALIGNED_FIELDS = ("policy", "reward", "prompts", "split", "categories", "num_prompts", "seed", "max_steps", "rounds",
+                  "prompts_per_step", "num_generations", "guidance_scale", "temperature", "top_k")
+
+
+@dataclass
+class RLConfig:
+    # what is trained, on what
+    policy: str = "default"  # a base-policy tier (see cotlab.policy.pretrain) or a JanusPolicy checkpoint directory
+    reward: str = "metric"  # a cotlab.rewards name
+    reward_options: dict = field(default_factory=dict)
+    prompts: str = "compbench"  # the prompt suite (in-domain training prompts)
+    split: str = "train"
+    categories: tuple[str, ...] | None = None  # restrict the training prompts (data diversity); None = all
+    num_prompts: int | None = None  # keep the first n after shuffling by seed (data volume); None = all
+    seed: int = 0
+    # schedule
+    max_steps: int = 100  # optimizer steps per round
+    rounds: int = 1  # iterative training: DPO regenerates its pairs each round; GRPO may reset its reference
+    reference: str = "base"  # the KL / DPO reference: "base" throughout, or the policy at each round's start
+    prompts_per_step: int = 16
+    num_generations: int = 4  # G: images per prompt
+    gradient_accumulation_steps: int = 1
+    # sampling (the policy definition used for rollouts and log-probs)
+    guidance_scale: float = 5.0
+    temperature: float = 1.0
+    top_k: int = 0
+    logprob_mode: str | None = None  # None: the policy's own ("cond" or "cfg")
+    sample_batch_images: int = 256  # images per sampler call
+    # optimisation
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    max_grad_norm: float = 1.0
+    warmup_steps: int = 0  # linear warm-up, then constant
+    beta: float = 0.0  # KL coefficient (GRPO) / inverse temperature of the implicit reward (DPO)
+    trainable: tuple[str, ...] = ("model.language_model",)  # parameter-name prefixes that train (T2I-R1: the LM)
+    mixed_precision: str = "no"  # "no", "bf16", "fp16" (accelerate)
+    gradient_checkpointing: bool = False
+    # bookkeeping
+    output_dir: str | None = None
+    save_steps: int = 0  # checkpoint every n optimizer steps (0 = only at the end)
+    logging_steps: int = 1
+    report_to: tuple[str, ...] = ("jsonl", "tensorboard")
+
+    algorithm = "rl"
+
+    def __post_init__(self):
+        for name in ("categories", "trainable", "report_to"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, tuple(value))
+        positive = ("max_steps", "rounds", "prompts_per_step", "gradient_accumulation_steps", "sample_batch_images")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_generations < 2:
+            raise ValueError(f"num_generations must be at least 2 (a group needs two images to compare), "
+                             f"got {self.num_generations}")
+        for name in ("beta", "learning_rate", "weight_decay", "max_grad_norm", "top_k", "warmup_steps", "save_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.guidance_scale < 1:
+            raise ValueError(f"guidance_scale must be >= 1 (1 = no guidance), got {self.guidance_scale}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0 for RL sampling, got {self.temperature}")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"unknown reference {self.reference!r}; known: {', '.join(REFERENCES)}")
+        if self.logprob_mode not in (None, "cond", "cfg"):
+            raise ValueError(f"unknown logprob_mode {self.logprob_mode!r}; known: cond, cfg (or None)")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"unknown mixed_precision {self.mixed_precision!r}; known: no, bf16, fp16")
+        if self.prompts_per_step % self.gradient_accumulation_steps:
+            raise ValueError(f"prompts_per_step={self.prompts_per_step} must be divisible by "
+                             f"gradient_accumulation_steps={self.gradient_accumulation_steps}")
+
+    # -- budgets ----------------------------------------------------------------------------------------------------
+
+    def budget(self) -> dict:
+        """Images sampled and reward calls over the whole run (both algorithms: every sampled image is scored once)."""
+        images = self.rounds * self.max_steps * self.prompts_per_step * self.num_generations
+        return {"images_sampled": images, "reward_calls": images}
+
+    # -- (de)serialisation ------------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {"algorithm": self.algorithm, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RLConfig":
+        """Build from a mapping; an unknown key is refused with the closest known names."""
+        values = dict(values)
+        algorithm = values.pop("algorithm", cls.algorithm)
+        if algorithm != cls.algorithm:
+            raise ValueError(f"this config is for {algorithm!r}, not {cls.algorithm!r}")
+        known = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+                hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                raise ValueError(f"{cls.__name__} has no field {key!r}{hint} (fields: {', '.join(known)})")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path) -> "RLConfig":
+        """Read a JSON or YAML file of fields."""
+        text = Path(path).read_text()
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+        return cls.from_dict(values)
+
+    def replace(self, **changes) -> "RLConfig":
+        return type(self).from_dict({**asdict(self), **changes})
+
+    def diff(self, other: "RLConfig") -> dict[str, tuple]:
+        """Fields whose values differ: {name: (self's, other's)}, bookkeeping fields aside."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        ignore = {"output_dir", "save_steps", "logging_steps", "report_to"}
+        return {k: (mine.get(k), theirs.get(k)) for k in sorted(set(mine) | set(theirs))
+                if k not in ignore and mine.get(k) != theirs.get(k)}
+
+
+@dataclass
+class GRPOConfig(RLConfig):
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    loss_type: str = "grpo"
+    scale_rewards: str = "group"
+    num_iterations: int = 1  # mu: updates per sampled batch, with the stored old log-probs
+    algorithm = "grpo"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.loss_type not in GRPO_LOSS_TYPES:
+            raise ValueError(f"unknown loss_type {self.loss_type!r} for GRPO; known: {', '.join(GRPO_LOSS_TYPES)}")
+        if self.scale_rewards not in SCALE_REWARDS:
+            raise ValueError(f"unknown scale_rewards {self.scale_rewards!r}; known: {', '.join(SCALE_REWARDS)}")
+        if self.epsilon < 0 or (self.epsilon_high is not None and self.epsilon_high < 0):
+            raise ValueError(f"epsilon and epsilon_high must be >= 0, got {self.epsilon} and {self.epsilon_high}")
+        if self.num_iterations < 1:
+            raise ValueError(f"num_iterations must be at least 1, got {self.num_iterations}")
+
+
+@dataclass
+class DPOConfig(RLConfig):
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    label_smoothing: float = 0.0
+    pair_selection: str = "best_worst"  # per group: best vs worst, all ordered pairs, or pairs with a reward margin
+    margin_threshold: float = 0.0  # "margin": keep pairs whose reward difference exceeds this
+    algorithm = "dpo"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.loss_type not in DPO_LOSS_TYPES:
+            raise ValueError(f"unknown loss_type {self.loss_type!r} for DPO; known: {', '.join(DPO_LOSS_TYPES)}")
+        if self.beta <= 0:
+            raise ValueError(f"beta must be > 0 for DPO, got {self.beta}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.pair_selection not in PAIR_SELECTIONS:
+            raise ValueError(f"unknown pair_selection {self.pair_selection!r}; known: {', '.join(PAIR_SELECTIONS)}")
+        if self.margin_threshold < 0:
+            raise ValueError(f"margin_threshold must be >= 0, got {self.margin_threshold}")
+
+
+CONFIGS = {"grpo": GRPOConfig, "dpo": DPOConfig}
+
+# Presets: shared fields per setting, then per-algorithm fields. Aligned by construction (same ALIGNED_FIELDS).
+PRESETS: dict[str, dict] = {
+    # ShapeWorld, CI-sized: the smoke base policy, a few steps.
+    "smoke": {"shared": dict(policy="smoke", max_steps=8, prompts_per_step=8, num_generations=4, learning_rate=1e-3,
+                             guidance_scale=5.0),
+              "grpo": dict(beta=0.0), "dpo": dict(beta=0.1)},
+    # ShapeWorld, the book's default tier.
+    "default": {"shared": dict(policy="default", max_steps=60, prompts_per_step=16, num_generations=4,
+                               learning_rate=2e-4, guidance_scale=5.0),
+                "grpo": dict(beta=0.01), "dpo": dict(beta=0.1)},
+    # The paper (group 4, mu 1, offline DPO from the base model's samples) with T2I-R1's settings where it is silent.
+    "paper": {"shared": dict(policy="deepseek-community/Janus-Pro-7B", prompts="t2i-compbench", num_generations=4,
+                             learning_rate=1e-6, guidance_scale=5.0, temperature=1.0, mixed_precision="bf16",
+                             gradient_checkpointing=True, max_steps=1600, prompts_per_step=8,
+                             trainable=("model.language_model",)),
+              # DPO: the group's earlier DPO recipe (Show-o): beta 0.1, lr 1e-5.
+              "grpo": dict(beta=0.01, num_iterations=1), "dpo": dict(beta=0.1, learning_rate=1e-5)},
+}
+
+
+def preset(name: str, algorithm: str, **overrides) -> RLConfig:
+    """The config of `algorithm` ("grpo" or "dpo") in preset `name`, with overrides."""
+    if algorithm not in CONFIGS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; known: {', '.join(CONFIGS)}")
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    values = {**PRESETS[name]["shared"], **PRESETS[name][algorithm], **overrides}
+    return CONFIGS[algorithm].from_dict(values)
+
+
+def aligned(a: RLConfig, b: RLConfig) -> bool:
+    """Whether two runs spend the same sampling and reward budget on the same prompts."""
+    return all(getattr(a, k) == getattr(b, k) for k in ALIGNED_FIELDS)
+
+
+__all__ = ["ALIGNED_FIELDS", "CONFIGS", "DPOConfig", "GRPOConfig", "PAIR_SELECTIONS", "PRESETS", "RLConfig",
+           "aligned", "preset"]

@@ -1,0 +1,337 @@
+"""What GRPO and DPO share: the prompt stream, accelerate, the reference model, checkpoints, metrics and budgets.
+
+A run is `rounds` x `max_steps` optimizer steps. Step s of round r uses the prompts at positions
+[(r max_steps + s) P, ... + P) of the prompt stream (the training suite shuffled by seed, reshuffled each epoch), P =
+`prompts_per_step`. With several processes, process k takes the k-th contiguous share of a step's prompts; with
+gradient accumulation, that share is split again into micro-batches. Every loss is normalised by global counts, and
+accelerate averages gradients over processes, so one process with the whole batch and N processes with shares
+compute the same update (to floating-point summation order).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm import tqdm
+
+from cotlab.rewards import get as get_reward
+
+from .buffer import Groups, collect_groups
+from .config import RLConfig
+
+STATE_FILE = "trainer_state.pt"
+CONFIG_FILE = "config.json"
+
+
+def load_policy(name_or_path: str):
+    """A base-policy tier name (trained once, cached in the run store) or a JanusPolicy checkpoint directory."""
+    from cotlab.policy import JanusPolicy
+    from cotlab.policy.pretrain import PRETRAIN_TIERS, base_policy
+
+    if name_or_path in PRETRAIN_TIERS:
+        return base_policy(name_or_path)[0]
+    return JanusPolicy.from_pretrained(name_or_path)
+
+
+def training_prompts(cfg: RLConfig) -> list[str]:
+    """The training prompt set: the suite's split, restricted to `categories`, shuffled by seed, first `num_prompts`."""
+    from cotlab.world import load_suite
+
+    prompts = list(load_suite(cfg.prompts, cfg.split))
+    if cfg.categories is not None:
+        known = sorted({p.category for p in prompts})
+        unknown = [c for c in cfg.categories if c not in known]
+        if unknown:
+            raise ValueError(f"unknown categories {unknown} for {cfg.prompts}; known: {', '.join(known)}")
+        prompts = [p for p in prompts if p.category in cfg.categories]
+    order = np.random.default_rng(cfg.seed).permutation(len(prompts))
+    texts = [prompts[i].text for i in order]
+    return texts[:cfg.num_prompts] if cfg.num_prompts is not None else texts
+
+
+class Trainer:
+    """The loop shared by `GRPOTrainer` and `DPOTrainer`; they implement `begin_round` and `train_step`."""
+
+    def __init__(self, cfg: RLConfig, policy=None, reward_model=None, prompts: list[str] | None = None,
+                 accelerator: Accelerator | None = None, progress: bool = True):
+        self.cfg = cfg
+        self.accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+        self.policy = policy if policy is not None else load_policy(cfg.policy)
+        self.reward_model = reward_model if reward_model is not None else get_reward(cfg.reward, **cfg.reward_options)
+        self.prompts = list(prompts) if prompts is not None else training_prompts(cfg)
+        if not self.prompts:
+            raise ValueError("no training prompts: check prompts, split, categories and num_prompts")
+        self.progress = progress
+        world = self.accelerator.num_processes
+        if cfg.prompts_per_step % (world * cfg.gradient_accumulation_steps):
+            raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by processes ({world}) x "
+                             f"gradient_accumulation_steps ({cfg.gradient_accumulation_steps})")
+        model = self.policy.model
+        torch.manual_seed(cfg.seed)
+        if cfg.gradient_checkpointing:
+            model.model.language_model.gradient_checkpointing_enable()
+        names = self._set_trainable(model, cfg.trainable)
+        self.trainable_names = names
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                      betas=(cfg.adam_beta1, cfg.adam_beta2))
+        warm = cfg.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+        self.scorer, self.optimizer, self.scheduler = self.accelerator.prepare(self.policy.scorer, optimizer, scheduler)
+        self.params = params
+        # The reference: a frozen copy of the starting weights (the KL anchor of GRPO, the denominator of DPO).
+        self.reference = None
+        if self.needs_reference:
+            self.reference = copy.deepcopy(self.accelerator.unwrap_model(self.scorer)).eval().requires_grad_(False)
+        self.round, self.step, self.history = 0, 0, []
+        self.totals = {"images_sampled": 0, "reward_calls": 0}
+        self.out = Path(cfg.output_dir) if cfg.output_dir else None
+        self._writer = None
+
+    needs_reference = True
+
+    @staticmethod
+    def _set_trainable(model, prefixes) -> list[str]:
+        names = [n for n, _ in model.named_parameters()]
+        unmatched = [p for p in prefixes if not any(n.startswith(p) for n in names)]
+        if unmatched:
+            roots = sorted({".".join(n.split(".")[:2]) for n in names})
+            raise ValueError(f"trainable prefixes {unmatched} match no parameter; top-level modules: {', '.join(roots)}")
+        chosen = []
+        for name, param in model.named_parameters():
+            keep = any(name.startswith(p) for p in prefixes)
+            param.requires_grad_(keep)
+            if keep:
+                chosen.append(name)
+        return chosen
+
+    # -- data -------------------------------------------------------------------------------------------------------
+
+    def step_prompts(self, round_: int, step: int) -> tuple[list[str], list[int]]:
+        """This process's share of the prompts of (round, step), with their indices within the step."""
+        p, n = self.cfg.prompts_per_step, len(self.prompts)
+        first = (round_ * self.cfg.max_steps + step) * p
+        chosen = []
+        for position in range(first, first + p):
+            epoch, i = divmod(position, n)
+            order = np.random.default_rng([self.cfg.seed, epoch]).permutation(n) if epoch else np.arange(n)
+            chosen.append(self.prompts[int(order[i])])
+        share = p // self.accelerator.num_processes
+        start = self.accelerator.process_index * share
+        return chosen[start:start + share], list(range(start, start + share))
+
+    def collect(self, round_: int, step: int) -> tuple[Groups, dict]:
+        """Sample and score this process's groups for (round, step) with the current policy."""
+        cfg = self.cfg
+        prompts, index = self.step_prompts(round_, step)
+        model = self.policy.model
+        was_training = model.training
+        model.eval()
+        with self.accelerator.autocast():
+            groups = collect_groups(self.policy, self.reward_model, prompts, index, num_generations=cfg.num_generations,
+                                    seed=cfg.seed, round_=round_, step=step, guidance_scale=cfg.guidance_scale,
+                                    temperature=cfg.temperature, top_k=cfg.top_k, logprob_mode=cfg.logprob_mode,
+                                    batch_images=cfg.sample_batch_images)
+        model.train(was_training)
+        images = self._global_sum(len(groups.row_prompts))
+        self.totals["images_sampled"] += images
+        self.totals["reward_calls"] += images
+        groups.images = []  # scored; keep tokens only
+        return groups, {"images_sampled": images, "reward_calls": images,
+                        "seconds_sampling": groups.seconds["sampling"], "seconds_scoring": groups.seconds["scoring"]}
+
+    def token_logprobs(self, prompts: list[str], tokens: torch.Tensor, *, reference: bool = False,
+                       with_entropy: bool = False):
+        """Per-token log-probs under the policy being trained (differentiable) or the frozen reference; with
+        `with_entropy`, also the per-token entropies (detached)."""
+        cfg = self.cfg
+        scorer = self.reference if reference else self.scorer
+        with self.accelerator.autocast():
+            return self.policy.token_logprobs(prompts, tokens, cfg.logprob_mode, cfg.guidance_scale, cfg.temperature,
+                                              scorer=scorer, with_entropy=with_entropy)
+
+    @torch.no_grad()
+    def reference_logprobs(self, prompts: list[str], tokens: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.token_logprobs(prompts, tokens, reference=True)
+
+    # -- distributed helpers ----------------------------------------------------------------------------------------
+
+    def _global_sum(self, value: float) -> float:
+        if self.accelerator.num_processes == 1:
+            return value
+        t = torch.tensor([float(value)], device=self.accelerator.device)
+        return self.accelerator.reduce(t, reduction="sum").item()
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.gather(tensor) if self.accelerator.num_processes > 1 else tensor
+
+    def micro_batches(self, count: int):
+        """Index ranges of the gradient-accumulation micro-batches of `count` local items, with the context that
+        skips the gradient all-reduce on all but the last."""
+        k = self.cfg.gradient_accumulation_steps
+        size = -(-count // k)  # the last micro-batches may be shorter (DPO's pair counts vary), or empty
+        for i in range(k):
+            sync = i == k - 1
+            ctx = contextlib.nullcontext() if sync else self.accelerator.no_sync(self.scorer)
+            yield slice(min(count, i * size), min(count, (i + 1) * size)), ctx
+
+    def optimizer_step(self) -> float:
+        grad_norm = self.accelerator.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(grad_norm)
+
+    # -- the loop ---------------------------------------------------------------------------------------------------
+
+    def begin_round(self, round_: int) -> None:
+        """Called before the first step of each round (not when resuming in the middle of one: see extra_state)."""
+
+    def train_step(self, round_: int, step: int) -> dict:
+        raise NotImplementedError
+
+    def reset_reference(self) -> None:
+        """The reference becomes the current policy (iterative training with `reference="round_start"`)."""
+        if self.reference is not None:
+            self.reference.load_state_dict(self.accelerator.unwrap_model(self.scorer).state_dict())
+
+    def train(self, resume_from: str | Path | None = None):
+        """Run (or resume) the whole schedule; returns the trained policy. `resume_from`: a checkpoint directory or
+        "latest" (the newest under output_dir)."""
+        cfg = self.cfg
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        total = cfg.rounds * cfg.max_steps
+        bar = tqdm(total=total, initial=self.round * cfg.max_steps + self.step, desc=f"{cfg.algorithm}",
+                   disable=not (self.progress and self.accelerator.is_main_process))
+        self.policy.model.train()
+        while self.round < cfg.rounds:
+            if self.step == 0:  # a resume in the middle of a round restores the round's state instead
+                if self.round > 0 and cfg.reference == "round_start":
+                    self.reset_reference()
+                self.begin_round(self.round)
+            while self.step < cfg.max_steps:
+                began = time.perf_counter()
+                row = self.train_step(self.round, self.step)
+                self.step += 1
+                row = {"round": self.round + 1, "step": self.round * cfg.max_steps + self.step,
+                       "lr": self.scheduler.get_last_lr()[0], **row, **{f"total_{k}": v for k, v in self.totals.items()},
+                       "seconds_step": time.perf_counter() - began}
+                self.history.append(row)
+                self._log(row)
+                bar.update(1)
+                bar.set_postfix(reward=f"{row.get('reward_mean', float('nan')):.3f}",
+                                **({"kl": f"{row['kl']:.4f}"} if "kl" in row else {}))
+                last = self.round == cfg.rounds - 1 and self.step == cfg.max_steps
+                if self.out is not None and (last or (cfg.save_steps and row["step"] % cfg.save_steps == 0)):
+                    self.save_checkpoint()
+            self.round, self.step = self.round + 1, 0
+        bar.close()
+        self.policy.model.eval()
+        if self._writer is not None:
+            self._writer.flush()
+        return self.policy
+
+    # -- logging ----------------------------------------------------------------------------------------------------
+
+    def _log(self, row: dict) -> None:
+        if self.out is None or not self.accelerator.is_main_process:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        if "jsonl" in self.cfg.report_to:
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if "tensorboard" in self.cfg.report_to:
+            if self._writer is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(self.out / "tensorboard"))
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key not in ("step", "round"):
+                    self._writer.add_scalar(key, value, row["step"])
+
+    # -- checkpoints ------------------------------------------------------------------------------------------------
+
+    def extra_state(self) -> dict:
+        """Algorithm state to checkpoint (DPO: the round's groups and pairs)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def save_checkpoint(self) -> Path:
+        """output_dir/checkpoint-<step>/: the policy (safetensors), optimizer, scheduler, RNG and loop state."""
+        cfg = self.cfg
+        global_step = self.round * cfg.max_steps + self.step
+        path = self.out / f"checkpoint-{global_step:06d}"
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        rank = acc.process_index
+        if acc.is_main_process:
+            path.mkdir(parents=True, exist_ok=True)
+            self.policy.save_pretrained(path / "policy")
+            (path / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
+            state = {"round": self.round, "step": self.step, "history": self.history, "totals": self.totals,
+                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "reference": None if self.reference is None else self.reference.state_dict()}
+            torch.save(state, path / STATE_FILE)
+        acc.wait_for_everyone()
+        torch.save({"rng": (random.getstate(), np.random.get_state(), torch.get_rng_state()),
+                    "extra": self.extra_state()}, path / f"rank{rank}.pt")
+        acc.wait_for_everyone()
+        return path
+
+    def load_checkpoint(self, path) -> None:
+        path = Path(path)
+        if str(path) == "latest":
+            found = sorted(self.out.glob("checkpoint-*")) if self.out is not None else []
+            if not found:
+                return  # nothing to resume: start from the beginning
+            path = found[-1]
+        if not (path / STATE_FILE).is_file():
+            raise FileNotFoundError(f"{path} is not a cotlab training checkpoint (no {STATE_FILE})")
+        saved = type(self.cfg).from_dict(json.loads((path / CONFIG_FILE).read_text()))
+        diff = self.cfg.diff(saved)
+        if diff:
+            lines = "; ".join(f"{k}: run {a!r} vs checkpoint {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"refusing to resume from {path}: it was written by another config ({lines})")
+        from safetensors.torch import load_file
+
+        weights = {}
+        for shard in sorted((path / "policy").glob("*.safetensors")):
+            weights.update(load_file(shard))
+        model = self.accelerator.unwrap_model(self.scorer).model
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or [m for m in missing if m in dict(model.named_parameters())]:
+            raise ValueError(f"checkpoint {path} does not match the policy: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+        state = torch.load(path / STATE_FILE, weights_only=False)  # our own file (python objects in the history)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.reference is not None and state["reference"] is not None:
+            self.reference.load_state_dict(state["reference"])
+        self.round, self.step = state["round"], state["step"]
+        self.history, self.totals = state["history"], state["totals"]
+        if self.step == self.cfg.max_steps:
+            self.round, self.step = self.round + 1, 0
+        rank = torch.load(path / f"rank{self.accelerator.process_index}.pt", weights_only=False)
+        py, npy, tch = rank["rng"]
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(tch)
+        self.load_extra_state(rank["extra"])
+        if self.out is not None and self.accelerator.is_main_process and "jsonl" in self.cfg.report_to:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.out / "metrics.jsonl", "w") as f:  # drop rows logged after the checkpoint
+                f.writelines(json.dumps(r) + "\n" for r in self.history)
+
+
+__all__ = ["Trainer", "load_policy", "training_prompts"]

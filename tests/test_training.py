@@ -1,0 +1,195 @@
+"""GRPO and DPO trainers on tiny random ShapeWorld policies: invariants, budgets, checkpoints, bad input."""
+import copy
+import json
+
+import pytest
+import torch
+
+from cotlab.policy import build_shapeworld_policy
+from cotlab.rewards import MetricReward
+from cotlab.training import DPOConfig, GRPOConfig, aligned, mine_pairs, preset, trainer_for
+
+PROMPTS = ["a red circle", "two blue squares", "a green cross left of a yellow diamond", "a small striped triangle",
+           "a large dotted circle", "a purple cross", "three white circles", "an orange square below a pink circle"]
+
+
+@pytest.fixture(scope="module")
+def base():
+    pol = build_shapeworld_policy("tiny", seed=0)
+    with torch.no_grad():  # a wider logit spread than random init, so that samples and rewards vary
+        for p in pol.model.model.generation_head.parameters():
+            p.mul_(5)
+    return pol
+
+
+def make(cfg, base, **kwargs):
+    return trainer_for(cfg, policy=copy.deepcopy(base), prompts=kwargs.pop("prompts", PROMPTS), progress=False,
+                       **kwargs)
+
+
+def tiny(cls, **fields):
+    values = dict(policy="tiny", max_steps=2, prompts_per_step=4, num_generations=4, learning_rate=1e-3)
+    return cls(**{**values, **fields})
+
+
+class ConstantReward:
+    name = "constant"
+
+    def __call__(self, prompts, images, metadata=None):
+        return torch.full((len(prompts),), 0.5)
+
+
+def captured_gradients(trainer):
+    """Replace the optimizer step by a capture of the accumulated gradients."""
+    grads = []
+
+    def capture():
+        grads.append({n: p.grad.clone() for n, p in trainer.policy.model.named_parameters() if p.grad is not None})
+        trainer.optimizer.zero_grad(set_to_none=True)
+        return 0.0
+
+    trainer.optimizer_step = capture
+    return grads
+
+
+def test_grpo_first_step_ratio_one_no_clip_and_zero_kl(base):
+    trainer = make(tiny(GRPOConfig, beta=0.04, max_steps=1), base)
+    row = trainer.train_step(0, 0)
+    assert row["ratio_mean"] == 1.0 and row["clip_fraction"] == 0.0
+    assert row["kl"] == 0.0
+    assert 0 <= row["reward_mean"] <= 1 and row["images_sampled"] == 16 == row["reward_calls"]
+
+
+def test_equal_rewards_give_zero_advantages_and_are_counted(base):
+    trainer = make(tiny(GRPOConfig, max_steps=1), base, reward_model=ConstantReward())
+    grads = captured_gradients(trainer)
+    row = trainer.train_step(0, 0)
+    assert row["zero_std_fraction"] == 1.0 and row["loss"] == 0.0
+    assert all(torch.isfinite(g).all() and not g.any() for g in grads[0].values())
+
+
+@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
+def test_one_batch_equals_accumulated_micro_batches(base, cls):
+    """8 prompts in one batch and 1 prompt x 8 accumulation steps: same loss and gradients."""
+    results = []
+    for accumulation in (1, 8):
+        trainer = make(tiny(cls, prompts_per_step=8, gradient_accumulation_steps=accumulation, beta=0.1), base)
+        grads = captured_gradients(trainer)
+        if cls is DPOConfig:
+            trainer.begin_round(0)
+        row = trainer.train_step(0, 0)
+        results.append((row, grads[0]))
+    (row1, g1), (row8, g8) = results
+    assert row1["loss"] == pytest.approx(row8["loss"], rel=1e-5, abs=1e-7)
+    assert g1.keys() == g8.keys() and len(g1) > 0
+    for name in g1:
+        # float32 sums in another order: equal to 1e-5 of the tensor's largest gradient
+        torch.testing.assert_close(g1[name], g8[name], rtol=1e-4, atol=1e-5 * g1[name].abs().max().item(), msg=name)
+
+
+def test_dpo_at_initialisation_has_loss_log_two(base):
+    trainer = make(tiny(DPOConfig, max_steps=1), base)
+    trainer.begin_round(0)
+    row = trainer.train_step(0, 0)
+    assert row["pairs_kept"] > 0
+    assert row["loss"] == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-5)
+
+
+def test_pair_mining_drops_and_counts_ties():
+    rewards = torch.tensor([0.1, 0.9, 0.5, 0.9, 0.3, 0.3, 0.3, 0.3])
+    chosen, rejected, stats = mine_pairs(rewards, 4)
+    assert chosen.tolist() == [1] and rejected.tolist() == [0] and stats["ties_dropped"] == 1
+    chosen, rejected, stats = mine_pairs(rewards, 4, "all")
+    assert stats["pairs"] == 5 and stats["ties_dropped"] == 1 + 6
+    assert all(rewards[c] > rewards[r] for c, r in zip(chosen, rejected))
+    _, _, stats = mine_pairs(rewards, 4, "margin", margin_threshold=0.5)
+    assert stats["pairs"] == 2 and stats["below_margin_dropped"] == 3
+
+
+def test_aligned_presets_spend_equal_budgets(base, tmp_path):
+    grpo = preset("smoke", "grpo", policy="tiny", max_steps=2, prompts_per_step=4)
+    dpo = preset("smoke", "dpo", policy="tiny", max_steps=2, prompts_per_step=4)
+    assert aligned(grpo, dpo) and grpo.budget() == dpo.budget()
+    totals = []
+    for cfg in (grpo, dpo):
+        cfg = cfg.replace(output_dir=str(tmp_path / cfg.algorithm))
+        make(cfg, base).train()
+        rows = [json.loads(line) for line in open(tmp_path / cfg.algorithm / "metrics.jsonl")]
+        assert sum(r["images_sampled"] for r in rows) == rows[-1]["total_images_sampled"]
+        totals.append((rows[-1]["total_images_sampled"], rows[-1]["total_reward_calls"]))
+    assert totals[0] == totals[1] == (grpo.budget()["images_sampled"], grpo.budget()["reward_calls"])
+
+
+@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
+def test_killed_and_resumed_run_is_identical(base, tmp_path, cls):
+    cfg = tiny(cls, max_steps=3, rounds=2, save_steps=1, beta=0.1, reference="round_start")
+    whole = make(cfg.replace(output_dir=str(tmp_path / "whole")), base)
+    whole.train()
+    killed = make(cfg.replace(output_dir=str(tmp_path / "killed")), base)
+    real_step = killed.train_step
+
+    def dies_at_fifth(round_, step):
+        if round_ * cfg.max_steps + step == 4:
+            raise KeyboardInterrupt
+        return real_step(round_, step)
+
+    killed.train_step = dies_at_fifth
+    with pytest.raises(KeyboardInterrupt):
+        killed.train()
+    resumed = make(cfg.replace(output_dir=str(tmp_path / "killed")), base)
+    resumed.train(resume_from="latest")
+    drop = ("seconds", "lr")
+    clean = [{k: v for k, v in r.items() if not k.startswith(drop)} for r in whole.history]
+    assert [{k: v for k, v in r.items() if not k.startswith(drop)} for r in resumed.history] == clean
+    for (name, a), b in zip(whole.policy.model.state_dict().items(), resumed.policy.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_from_another_config_is_refused_with_the_diff(base, tmp_path):
+    cfg = tiny(GRPOConfig, max_steps=1, output_dir=str(tmp_path))
+    make(cfg, base).train()
+    other = make(cfg.replace(learning_rate=5e-4), base)
+    with pytest.raises(ValueError, match="learning_rate: run 0.0005 vs checkpoint 0.001"):
+        other.train(resume_from="latest")
+    with pytest.raises(FileNotFoundError, match="not a cotlab training checkpoint"):
+        other.train(resume_from=tmp_path)
+
+
+class BadReward:
+    def __init__(self, kind):
+        self.name, self.kind = f"bad-{kind}", kind
+
+    def __call__(self, prompts, images, metadata=None):
+        values = torch.rand(len(prompts))
+        if self.kind == "nan":
+            values[2] = float("nan")
+            return values
+        return values[:-1]
+
+
+def test_bad_rewards_name_the_model_and_the_prompt(base):
+    with pytest.raises(ValueError, match=r"'bad-nan' returned nan for prompt 'a red circle' \(row 2\)"):
+        make(tiny(GRPOConfig), base, reward_model=BadReward("nan")).train_step(0, 0)
+    with pytest.raises(ValueError, match=r"'bad-shape' returned shape \(15,\) for 16 images"):
+        make(tiny(GRPOConfig), base, reward_model=BadReward("shape")).train_step(0, 0)
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="num_generations must be at least 2"):
+        GRPOConfig(num_generations=1)
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        GRPOConfig(beta=-0.1)
+    with pytest.raises(ValueError, match="beta must be > 0 for DPO"):
+        DPOConfig(beta=0.0)
+    with pytest.raises(ValueError, match="epsilon"):
+        GRPOConfig(epsilon=-0.2)
+    with pytest.raises(ValueError, match="known: grpo, bnpo, dr_grpo, dapo"):
+        GRPOConfig(loss_type="ppo")
+    with pytest.raises(ValueError, match="known: sigmoid, ipo, hinge, robust"):
+        DPOConfig(loss_type="kto")
+    with pytest.raises(ValueError, match="no field 'learning_rat'; did you mean 'learning_rate'"):
+        GRPOConfig.from_dict({"learning_rat": 1e-5})
+    with pytest.raises(ValueError, match="no field 'num_generation'; did you mean 'num_generations'"):
+        preset("smoke", "grpo", num_generation=8)
+    with pytest.raises(ValueError, match="match no parameter"):
+        make(tiny(GRPOConfig, trainable=("model.languge_model",)), build_shapeworld_policy("tiny"))
