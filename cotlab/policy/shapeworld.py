@@ -6,7 +6,7 @@ import torch
 from transformers import GenerationConfig, JanusForConditionalGeneration, JanusProcessor
 from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
 
-from cotlab.world import CANVAS, CODEBOOK_SIZE, GRID, PatchTokenizer, vocabulary
+from cotlab.world import CANVAS, CODEBOOK_SIZE, GRID, PatchTokenizer, code_table, vocabulary
 
 from .configs import SHAPEWORLD_SIZES, JanusSize, janus_config
 from .janus import JanusPolicy, PolicySpec
@@ -19,6 +19,25 @@ def shapeworld_processor() -> JanusProcessor:
     image_processor = JanusImageProcessorPil(size={"height": CANVAS, "width": CANVAS}, image_mean=[0.5] * 3,
                                              image_std=[0.5] * 3)
     return JanusProcessor(image_processor=image_processor, tokenizer=tokenizer, num_image_tokens=GRID * GRID)
+
+
+def factorized_code_vectors(dim: int, std: float) -> torch.Tensor:
+    """(CODEBOOK_SIZE, dim) initial vectors for the image codes: each code's vector is the sum of random vectors of
+    its shape, colour, texture and part (background: one vector of its own), with entries of std `std`.
+
+    Janus-Pro initialises its image-token embedding from its VQ codebook, so visually related codes start close.
+    The designed codebook has no learned vectors; this gives the same head start. Without it every one of the 751
+    codes (each seen about once in five batches) must be learned apart, and after 400 steps a default-size model
+    had not learned to continue a large object from its first quadrant (5.4 nats per deterministic token)."""
+    table = code_table()
+    factors = [sorted({entry[k] for entry in table if entry is not None}) for k in range(4)]
+    vectors = [torch.randn(len(values), dim) * std / 2 for values in factors]  # four summed terms: std `std`
+    out = torch.empty(len(table), dim)
+    out[0] = torch.randn(dim) * std
+    for code, entry in enumerate(table):
+        if entry is not None:
+            out[code] = sum(vectors[k][factors[k].index(entry[k])] for k in range(4))
+    return out
 
 
 def build_shapeworld_policy(size: str | JanusSize = "default", seed: int = 0, logprob_mode: str = "cond") -> JanusPolicy:
@@ -34,6 +53,9 @@ def build_shapeworld_policy(size: str | JanusSize = "default", seed: int = 0, lo
     config = janus_config(len(tok), ids, size, codebook_size=CODEBOOK_SIZE, grid=GRID, image_size=CANVAS)
     torch.manual_seed(seed)
     model = JanusForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for weight in (model.model.generation_embeddings.weight, model.model.generation_head.vision_head.weight):
+            weight.copy_(factorized_code_vectors(weight.shape[1], std=config.text_config.initializer_range))
     # What `model.generate(generation_mode="image")` needs, so that transformers' own path works on our checkpoints.
     model.generation_config = GenerationConfig(
         bos_token_id=ids["bos"], pad_token_id=ids["pad"], eos_token_id=ids["eos"],

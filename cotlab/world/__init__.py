@@ -9,7 +9,7 @@ from .language import (
     Entity, Prompt, PromptError, PromptSpec, Relation, parse_prompt, phrase_text, tokenize, vocabulary,
 )
 from .render import (
-    CODEBOOK_SIZE, NUM_TOKENS, PatchReading, PatchTokenizer, codebook, decode_arrays, describe_code, parse,
+    CODEBOOK_SIZE, NUM_TOKENS, PatchReading, PatchTokenizer, code_table, codebook, decode_arrays, describe_code, parse,
     read_patch_batch, read_patches, render, render_array, scene_codes, to_array,
 )
 from .scene import (
@@ -25,7 +25,7 @@ __all__ = [
     "BACKGROUND", "CANVAS", "CaptionConfig", "caption", "captioned_scene", "CODEBOOK_SIZE", "COLOR_NAMES", "COLORS", "COMPBENCH_CATEGORIES", "Entity", "FACTS",
     "GENEVAL_TASKS", "GRID", "NUM_TOKENS", "Obj", "PATCH", "PatchReading", "PatchTokenizer", "Prompt", "PromptError",
     "PromptSpec", "Relation", "SHAPES", "SIZES", "SPLITS", "SUITES", "Scene", "Score", "SuiteReport", "TEXTURES",
-    "aggregate", "as_rng", "codebook", "decode_arrays", "describe_code", "facts_named", "load_suite",
+    "aggregate", "as_rng", "code_table", "codebook", "decode_arrays", "describe_code", "facts_named", "load_suite",
     "metric_family", "parse", "parse_prompt", "perturb", "phrase_text", "random_scene", "read_patch_batch",
     "read_patches", "relation_holds", "relative_position", "render", "render_array", "satisfies", "scene_codes",
     "scene_for", "score", "score_batch", "score_scene", "to_array", "tokenize", "vocabulary",

@@ -111,7 +111,7 @@ def codebook() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _code_table() -> tuple[tuple, ...]:
+def code_table() -> tuple[tuple, ...]:
     """code -> (shape, color, texture, part), with None for the background code 0."""
     table = [None] * CODEBOOK_SIZE
     for shape, color, texture in APPEARANCES:
@@ -124,7 +124,7 @@ def describe_code(code: int) -> str:
     """A readable name of a code, e.g. 'red striped circle (large, tl)' or 'background'."""
     if not 0 <= int(code) < CODEBOOK_SIZE:
         raise ValueError(f"code {code} is outside the codebook (0..{CODEBOOK_SIZE - 1})")
-    entry = _code_table()[int(code)]
+    entry = code_table()[int(code)]
     if entry is None:
         return "background"
     shape, color, texture, part = entry
@@ -271,7 +271,7 @@ def read_patches(image) -> PatchReading:
 def read_patch_batch(images) -> list[PatchReading]:
     arrays = np.stack([to_array(x) for x in images])
     all_codes, all_rmse = nearest_codes(arrays)
-    table = _code_table()
+    table = code_table()
     readings = []
     for codes, rmse in zip(all_codes, all_rmse):
         recognised = rmse <= MAX_PATCH_RMSE
