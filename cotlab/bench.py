@@ -250,3 +250,60 @@ def write_json(result: dict, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+STEP_PHASES = ("sampling", "scoring", "reference", "update")
+
+
+def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads: int | None = None) -> dict:
+    """Seconds per optimizer step of GRPO and of DPO with the aligned configs of preset `tier`, split into sampling
+    (the CFG sampler), scoring (decode + reward), reference (the frozen reference's log-probs) and update (policy
+    log-probs, loss, backward, optimizer).
+
+    Both run `steps` steps on the same random policy of the tier's size with the exact metric reward, one after the
+    other in this process. DPO samples and scores the whole round before its first step; its per-step figures are the
+    round's totals divided by `steps`, so the two rows compare the same number of images. Random weights: speed does
+    not depend on training (pair counts do a little, through ties)."""
+    from cotlab.policy import build_shapeworld_policy
+    from cotlab.rewards import MetricReward
+    from cotlab.training import PRESETS, preset, trainer_for
+
+    if tier not in PRESETS or tier == "paper":
+        raise ValueError(f"bench step runs a ShapeWorld preset (smoke or default), got {tier!r}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        result = {"benchmark": "rl_step", "tier": tier, "steps": steps, "seed": seed,
+                  "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}
+        for algorithm in ("grpo", "dpo"):
+            cfg = preset(tier, algorithm, max_steps=steps, seed=seed, report_to=())
+            policy = build_shapeworld_policy(cfg.policy, seed=seed)
+            trainer = trainer_for(cfg, policy=policy, reward_model=MetricReward(), progress=False)
+            began = time.perf_counter()
+            trainer.train()
+            wall = time.perf_counter() - began
+            rows = trainer.history
+            per_step = {phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / steps for phase in STEP_PHASES}
+            result[algorithm] = {**per_step, "total": wall / steps,
+                                 "images_per_step": sum(r["images_sampled"] for r in rows) / steps,
+                                 "prompts_per_step": cfg.prompts_per_step, "num_generations": cfg.num_generations,
+                                 "beta": cfg.beta}
+        result["ratio_dpo_over_grpo"] = result["dpo"]["total"] / result["grpo"]["total"]
+        return result
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def format_rl_step(result: dict) -> str:
+    lines = [f"seconds per optimizer step, ShapeWorld {result['tier']} preset, {result['steps']} steps, random "
+             f"weights, {result['torch_threads']} torch threads",
+             f"{'':<6}" + "".join(f"{p:>11}" for p in (*STEP_PHASES, "total")) + f"{'images':>9}"]
+    for algorithm in ("grpo", "dpo"):
+        r = result[algorithm]
+        lines.append(f"{algorithm:<6}" + "".join(f"{r[p]:>11.3f}" for p in (*STEP_PHASES, "total"))
+                     + f"{r['images_per_step']:>9.0f}")
+    lines.append(f"ratio DPO/GRPO (total): {result['ratio_dpo_over_grpo']:.2f}x")
+    return "\n".join(lines)

@@ -82,12 +82,16 @@ def add_pretrain(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from cotlab.bench import bench_sampler, format_sampler, write_json
+    from cotlab.bench import bench_rl_step, bench_sampler, format_rl_step, format_sampler, write_json
 
-    result = bench_sampler(size=args.size, batch_prompts=args.batch_prompts, num_samples=args.num_samples,
-                           guidance_scale=args.cfg, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
-                           janus_pro_shaped=args.janus_pro_shaped, threads=args.threads, verbose=args.verbose)
-    print(format_sampler(result))
+    if args.what == "step":
+        result = bench_rl_step(tier=args.tier, steps=args.steps, seed=args.seed, threads=args.threads)
+        print(format_rl_step(result))
+    else:
+        result = bench_sampler(size=args.size, batch_prompts=args.batch_prompts, num_samples=args.num_samples,
+                               guidance_scale=args.cfg, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
+                               janus_pro_shaped=args.janus_pro_shaped, threads=args.threads, verbose=args.verbose)
+        print(format_sampler(result))
     if args.json:
         print(f"[cotlab] wrote {write_json(result, args.json)}")
     return 0
@@ -96,12 +100,16 @@ def _bench(args: argparse.Namespace) -> int:
 def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="speed benchmarks: our CFG sampler against transformers' generate",
+        help="speed benchmarks: the CFG sampler against transformers' generate; GRPO and DPO steps",
         description="`sampler`: image tokens per second of JanusPolicy.sample and of transformers' "
         "generate(generation_mode='image') on the same batch, same CFG, sampling at temperature 1, timed "
-        "interleaved (median of repeats). Random weights; no image decode.",
+        "interleaved (median of repeats). Random weights; no image decode. `step`: seconds per GRPO and per DPO "
+        "step of a ShapeWorld preset, split into sampling / scoring / reference / update.",
     )
-    parser.add_argument("what", choices=("sampler",), help="what to benchmark")
+    parser.add_argument("what", choices=("sampler", "step"), help="what to benchmark")
+    parser.add_argument("--tier", choices=("smoke", "default"), default="default",
+                        help="step: the training preset (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=3, help="step: optimizer steps per algorithm (default: 3)")
     parser.add_argument("--size", choices=("tiny", "smoke", "default"), default="default",
                         help="ShapeWorld policy size (default: %(default)s)")
     parser.add_argument("--batch-prompts", type=int, default=None,

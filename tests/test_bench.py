@@ -29,3 +29,19 @@ def test_cli_accepts_bench_sampler():
     args = cli.build_parser().parse_args(["bench", "sampler", "--janus-pro-shaped", "--batch-prompts", "2",
                                           "--num-samples", "1", "--cfg", "3", "--repeats", "2", "--json", "b.json"])
     assert args.janus_pro_shaped and (args.batch_prompts, args.num_samples, args.cfg, args.repeats) == (2, 1, 3.0, 2)
+
+
+def test_bench_step_splits_grpo_and_dpo_steps_into_phases():
+    from cotlab.bench import STEP_PHASES, bench_rl_step, format_rl_step
+
+    result = bench_rl_step(tier="smoke", steps=1)
+    for algorithm in ("grpo", "dpo"):
+        r = result[algorithm]
+        assert r["images_per_step"] == 32  # the smoke preset: 8 prompts x 4 images, equal for both
+        assert all(r[p] >= 0 for p in STEP_PHASES) and r["sampling"] > 0 and r["update"] > 0
+        assert sum(r[p] for p in STEP_PHASES) <= r["total"]
+    assert result["grpo"]["reference"] == 0.0 < result["dpo"]["reference"]  # smoke GRPO has beta 0: no reference
+    assert json.loads(json.dumps(result)) == result
+    assert "ratio DPO/GRPO" in format_rl_step(result)
+    args = cli.build_parser().parse_args(["bench", "step", "--tier", "smoke", "--steps", "2"])
+    assert (args.what, args.tier, args.steps) == ("step", "smoke", 2)

@@ -25,11 +25,12 @@ class DPOTrainer(Trainer):
     def begin_round(self, round_: int) -> None:
         self.round_data = []
         self.round_sampling = {"images_sampled": 0, "reward_calls": 0, "seconds_sampling": 0.0,
-                               "seconds_scoring": 0.0}
+                               "seconds_scoring": 0.0, "seconds_reference": 0.0}
         for step in range(self.cfg.max_steps):
             groups, row = self.collect(round_, step)
-            for key in self.round_sampling:
+            for key in row:
                 self.round_sampling[key] += row[key]
+            began = time.perf_counter()
             chosen, rejected, pair_stats = mine_pairs(groups.rewards, self.cfg.num_generations,
                                                       self.cfg.pair_selection, self.cfg.margin_threshold)
             rows = torch.cat([chosen, rejected])
@@ -37,6 +38,7 @@ class DPOTrainer(Trainer):
             if len(rows):
                 ref = self.reference_logprobs([groups.row_prompts[i] for i in rows.tolist()],
                                               groups.tokens[rows]).sum(-1)
+            self.round_sampling["seconds_reference"] += time.perf_counter() - began
             self.round_data.append({"groups": groups, "chosen": chosen, "rejected": rejected, "ref": ref,
                                     "pair_stats": pair_stats})
 
@@ -49,8 +51,7 @@ class DPOTrainer(Trainer):
         global_pairs = self._global_sum(local_pairs)
         all_rewards = self.gather(groups.rewards)
         # The sampling of the whole round happened before step 1; its budget is logged there.
-        row = dict(self.round_sampling) if step == 0 else {"images_sampled": 0, "reward_calls": 0,
-                                                           "seconds_sampling": 0.0, "seconds_scoring": 0.0}
+        row = dict(self.round_sampling) if step == 0 else dict.fromkeys(self.round_sampling, 0)
         stats, weights = [], []
         prompts = groups.row_prompts
         for pairs, ctx in self.micro_batches(local_pairs):

@@ -41,9 +41,11 @@ class GRPOTrainer(Trainer):
         offset = self.accelerator.process_index * share
         advantages = advantages[offset:offset + share].to(groups.tokens.device)
         prompts = groups.row_prompts
+        reference_seconds = 0.0
         if cfg.beta > 0:
             groups.ref_logprobs = torch.cat([self.reference_logprobs(prompts[s], groups.tokens[s])
                                              for s, _ in self.micro_batches(share)])
+            reference_seconds = time.perf_counter() - began
         if cfg.num_iterations > 1:
             with torch.no_grad():
                 groups.old_logprobs = torch.cat([self.token_logprobs(prompts[s], groups.tokens[s])
@@ -73,7 +75,7 @@ class GRPOTrainer(Trainer):
                 "reward_std": all_rewards.std().item() if len(all_rewards) > 1 else 0.0,
                 **{k: self._global_mean(v) for k, v in mean.items()},
                 "zero_std_fraction": adv_stats["zero_std_fraction"], "grad_norm": grad_norms[-1],
-                "seconds_update": update_seconds}
+                "seconds_reference": reference_seconds, "seconds_update": update_seconds - reference_seconds}
 
     def _global_mean(self, value: float) -> float:
         return self._global_sum(value) / self.accelerator.num_processes
