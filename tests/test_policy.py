@@ -126,6 +126,15 @@ def test_pretraining_lowers_the_loss_and_resumes_identically(tmp_path):
     full = pretrain(cfg, tmp_path / "full", progress=False)
     losses = [json.loads(line)["loss"] for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0] - 0.5  # nats: from ln(751) = 6.6 at initialisation
+    # What trains: the prompt's word vectors (tied to the unused text head in Janus), the language model and the
+    # image-token embedding and head; not the vision tower, its aligner or the Janus VQ.
+    init = build_shapeworld_policy(cfg.size, seed=cfg.seed).model.state_dict()
+    trained = JanusPolicy.from_pretrained(tmp_path / "full").model.state_dict()
+    changed = {k for k in init if not torch.equal(init[k], trained[k])}
+    for name in ("model.language_model.embed_tokens.weight", "model.language_model.layers.0.self_attn.q_proj.weight",
+                 "model.generation_embeddings.weight", "model.generation_head.vision_head.weight"):
+        assert name in changed, name
+    assert not any(k.startswith(("model.vision_model", "model.aligner", "model.vqmodel")) for k in changed)
     # Killed after the first checkpoint (the batch maker raises at step checkpoint_every + 3), then resumed: the same
     # weights as the uninterrupted run.
     import cotlab.policy.pretrain as pretrain_module

@@ -71,8 +71,10 @@ def pretrain(cfg: PretrainConfig, out_dir, scratch_dir=None, progress: bool = Tr
     out_dir.mkdir(parents=True, exist_ok=True)
     policy = build_shapeworld_policy(cfg.size, seed=cfg.seed)
     model = policy.model.train()
-    # ShapeWorld uses neither the vision tower, its aligner, the Janus VQ nor the text head: keep them out of training.
-    for unused in (model.model.vision_model, model.model.aligner, model.model.vqmodel, model.lm_head):
+    # ShapeWorld uses neither the vision tower, its aligner nor the Janus VQ: keep them out of training. The text head
+    # is unused too, but Janus ties it to the text embeddings (JanusConfig.tie_word_embeddings), which must train:
+    # freezing it froze the prompt's word vectors, and the model then hardly learnt to follow prompts.
+    for unused in (model.model.vision_model, model.model.aligner, model.model.vqmodel):
         unused.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
