@@ -4,7 +4,7 @@
     cfg = preset("smoke", "grpo", output_dir="runs/grpo-smoke")
     policy = train(cfg)
 """
-from .buffer import Groups, collect_groups, mine_pairs, row_seed
+from .buffer import Groups, collect_groups, mean_reward, mine_pairs, row_seed
 from .config import ALIGNED_FIELDS, CONFIGS, PRESETS, DPOConfig, GRPOConfig, RLConfig, aligned, preset
 from .dpo import DPOTrainer
 from .grpo import GRPOTrainer
@@ -24,5 +24,5 @@ def train(cfg: RLConfig, resume_from=None, **kwargs):
 
 
 __all__ = ["ALIGNED_FIELDS", "CONFIGS", "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "Groups", "PRESETS",
-           "RLConfig", "TRAINERS", "Trainer", "aligned", "collect_groups", "load_policy", "mine_pairs", "preset",
+           "RLConfig", "TRAINERS", "Trainer", "aligned", "collect_groups", "load_policy", "mean_reward", "mine_pairs", "preset",
            "row_seed", "train", "trainer_for", "training_prompts"]

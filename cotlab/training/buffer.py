@@ -122,3 +122,20 @@ def mine_pairs(rewards: torch.Tensor, num_generations: int, selection: str = "be
 
 
 __all__ = ["Groups", "collect_groups", "mine_pairs", "row_seed"]
+
+
+def mean_reward(policy, reward_model, prompts: list[str], cfg, seed: int = 10_000) -> float:
+    """The mean reward of `cfg.num_generations` images per prompt sampled with `cfg`'s settings (CFG, temperature,
+    top-k), seeded per image from `seed` (apart from the training run's seeds): the training reward of a policy,
+    comparable before and after training on the same prompts and seeds."""
+    was_training = policy.model.training
+    policy.model.eval()
+    try:
+        with torch.no_grad():
+            groups = collect_groups(policy, reward_model, list(prompts), list(range(len(prompts))),
+                                    num_generations=cfg.num_generations, seed=seed, round_=0, step=0,
+                                    guidance_scale=cfg.guidance_scale, temperature=cfg.temperature, top_k=cfg.top_k,
+                                    logprob_mode=cfg.logprob_mode, batch_images=cfg.sample_batch_images)
+    finally:
+        policy.model.train(was_training)
+    return groups.rewards.mean().item()
