@@ -64,6 +64,41 @@ class Rollout:
     logprob_mode: str = "cond"
 
 
+class PreallocatedCache:
+    """A KV cache of fixed capacity, written in place: what transformers' attention layers call (`update`), without
+    the per-step growth (concatenation) of `DynamicCache`. Filled from the prompt's `DynamicCache`; `length` counts
+    the cached positions and advances once per decoded token (after the last layer)."""
+
+    def __init__(self, past, capacity: int):
+        self.capacity, self.length = capacity, past.get_seq_length()
+        self.keys, self.values = [], []
+        for layer in past.layers:
+            for store, tensor in ((self.keys, layer.keys), (self.values, layer.values)):
+                buffer = tensor.new_empty((*tensor.shape[:2], capacity, tensor.shape[3]))
+                buffer[:, :, :self.length] = tensor
+                store.append(buffer)
+
+    def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
+        end = self.length + key_states.shape[2]
+        self.keys[layer_idx][:, :, self.length:end] = key_states
+        self.values[layer_idx][:, :, self.length:end] = value_states
+        if layer_idx == len(self.keys) - 1:
+            self.length = end
+        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+
+
+def decode_step(lm, embeds: torch.Tensor, cache: PreallocatedCache, positions: torch.Tensor,
+                bias: torch.Tensor) -> torch.Tensor:
+    """One token through the language model's decoder layers (pre-norm hidden states out), with the attention bias
+    given rather than rebuilt: LlamaModel.forward minus its mask construction and output bookkeeping."""
+    hidden = embeds
+    rotary = lm.rotary_emb(hidden, position_ids=positions)
+    for layer in lm.layers[:lm.config.num_hidden_layers]:
+        hidden = layer(hidden, attention_mask=bias, position_embeddings=rotary, position_ids=positions,
+                       past_key_values=cache, use_cache=True)
+    return hidden
+
+
 class TeacherForcedLogits(torch.nn.Module):
     """Generation-head logits (rows, T, codebook) of `image_tokens` after a prompt (left-padded ids ending in BOI),
     teacher-forced in one forward pass of the language model. A module of its own so that a trainer can hand it to
@@ -234,8 +269,13 @@ class JanusPolicy:
         embeds = self.model.get_input_embeddings()(ids)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True)
-        past, hidden = out.past_key_values, out.last_hidden_state[:, -1]
+        cache = PreallocatedCache(out.past_key_values, ids.shape[1] + self.num_image_tokens)
+        hidden = out.last_hidden_state[:, -1]
         next_pos = positions[:, -1:] + 1
+        # Additive attention bias over the whole run (prompt padding masked), sliced per step: decoding one token needs
+        # no causal mask, so the per-step work is the layers themselves (see `PreallocatedCache`).
+        bias = torch.zeros((ids.shape[0], 1, 1, cache.capacity), dtype=embeds.dtype, device=self.device)
+        bias[:, 0, 0, :ids.shape[1]].masked_fill_(mask == 0, torch.finfo(embeds.dtype).min)
         tokens = torch.empty((n, self.num_image_tokens), dtype=torch.long, device=self.device)
         logprobs = torch.empty((n, self.num_image_tokens), dtype=torch.float32, device=self.device)
         scale = temperature if temperature > 0 else 1.0
@@ -260,11 +300,9 @@ class JanusPolicy:
             if t == self.num_image_tokens - 1:
                 break
             step = token if guidance_scale == 1 else torch.cat([token, token])
-            embeds = self.model.prepare_embeddings_for_image_generation(step[:, None])
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=next_pos, past_key_values=past,
-                     use_cache=True)
-            past, hidden, next_pos = out.past_key_values, out.last_hidden_state[:, -1], next_pos + 1
+            hidden = lm.norm(decode_step(lm, self.model.prepare_embeddings_for_image_generation(step[:, None]),
+                                         cache, next_pos, bias[..., :cache.length + 1]))[:, -1]
+            next_pos = next_pos + 1
         images = self.decode(tokens) if decode else []
         return Rollout(list(rows_prompts), tokens, logprobs, images, guidance_scale, temperature, mode)
 
