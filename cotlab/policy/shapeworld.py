@@ -40,6 +40,31 @@ def factorized_code_vectors(dim: int, std: float) -> torch.Tensor:
     return out
 
 
+def word_vectors(tokenizer, dim: int, std: float) -> torch.Tensor:
+    """(vocabulary, dim) initial text embeddings: an attribute word's vector is the sum of a random vector of its role
+    (shape, colour, texture, size, number) and one of the attribute value it names, shared by its synonyms and forms
+    ("big" and "large", "circle", "circles" and "round"); every other token gets a random vector of its own.
+
+    Janus-Pro's language model comes pretrained, so its prompt words arrive with meaning. Ours starts from nothing;
+    this gives it what a pretrained embedding knows of ShapeWorld's words, and no more: which words name which kind of
+    fact, and which words are the same fact. Measured without it: after 2,000 steps a default-size model still put no
+    colour information (a linear probe at chance) into the state that predicts an object's first token."""
+    from cotlab.world import language as lang
+
+    roles = {"shape": {**lang.SHAPE_NOUNS, **lang.SHAPE_PLURALS, **lang.SHAPE_ADJECTIVES},
+             "colour": lang.COLOR_WORDS, "texture": lang.TEXTURE_WORDS, "size": lang.SIZE_WORDS,
+             "number": {w: n for w, (n, exact) in lang.DETERMINERS.items() if exact}}
+    role_vectors = {role: torch.randn(dim) for role in roles}
+    value_vectors: dict = {}
+    out = torch.randn(len(tokenizer), dim) * std
+    for word, index in tokenizer.get_vocab().items():
+        for role, words in roles.items():
+            if word in words:
+                value = value_vectors.setdefault((role, words[word]), torch.randn(dim))
+                out[index] = (role_vectors[role] + value) * std / 2 ** 0.5
+    return out
+
+
 def build_shapeworld_policy(size: str | JanusSize = "default", seed: int = 0, logprob_mode: str = "cond") -> JanusPolicy:
     """A freshly initialised ShapeWorld Janus of a named size ("tiny", "smoke", "default") or a `JanusSize`."""
     if isinstance(size, str):
@@ -54,8 +79,10 @@ def build_shapeworld_policy(size: str | JanusSize = "default", seed: int = 0, lo
     torch.manual_seed(seed)
     model = JanusForConditionalGeneration(config).eval()
     with torch.no_grad():
+        std = config.text_config.initializer_range
         for weight in (model.model.generation_embeddings.weight, model.model.generation_head.vision_head.weight):
-            weight.copy_(factorized_code_vectors(weight.shape[1], std=config.text_config.initializer_range))
+            weight.copy_(factorized_code_vectors(weight.shape[1], std=std))
+        model.get_input_embeddings().weight.copy_(word_vectors(tok, config.text_config.hidden_size, std))
     # What `model.generate(generation_mode="image")` needs, so that transformers' own path works on our checkpoints.
     model.generation_config = GenerationConfig(
         bos_token_id=ids["bos"], pad_token_id=ids["pad"], eos_token_id=ids["eos"],
