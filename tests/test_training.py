@@ -273,3 +273,16 @@ def test_rl_runs_are_cached_in_the_run_store(tmp_path):
     assert JanusPolicy.from_pretrained(path / "policy").num_image_tokens == 64
     assert rl_run(cfg.replace(output_dir=None), store=store, progress=False) == path  # output_dir is not part of the key
     assert rl_run(cfg.replace(seed=1), store=store, progress=False) != path
+
+
+def test_before_after_evaluates_the_base_once_and_every_run(tmp_path, monkeypatch):
+    from cotlab.experiments.rl import before_after
+    from cotlab.experiments.store import RunStore
+
+    monkeypatch.setenv("COTLAB_RUNS", str(tmp_path / "runs"))  # the tiny base policy trains into this store
+    configs = [tiny(cls, max_steps=2, seed=seed) for cls in (GRPOConfig, DPOConfig) for seed in (0, 1)]
+    table = before_after(configs, store=RunStore(tmp_path / "runs"), progress=False, images_per_prompt=1,
+                         prompts_per_category=1)
+    assert len(table) == 2 * (1 + len(configs))  # base + four runs, two suites each
+    assert table.groupby("algorithm").size().to_dict() == {"base": 2, "dpo": 4, "grpo": 4}
+    assert table["overall"].between(0, 1).all()

@@ -38,4 +38,40 @@ def rl_run(cfg, *, store=None, progress: bool = True, checkpoint_every: int = 10
                                desc=f"{cfg.algorithm} on {cfg.policy}, reward {cfg.reward}, seed {cfg.seed}")
 
 
-__all__ = ["RL_CODE", "rl_run"]
+def before_after(configs, *, suites=(("compbench", "val"), ("geneval", None)), store=None, progress: bool = True,
+                 **eval_options):
+    """Train each config (cached, `rl_run`) and evaluate its base policy and the trained policy on `suites`.
+
+    Returns a DataFrame with one row per (policy, suite): algorithm ("base" for the starting policy), seed, suite,
+    overall score, and the mean training reward of the first and last 10 steps (GRPO's is of on-policy samples;
+    DPO's is of its round buffer, sampled at the round's start). `eval_options` go to `evaluate_policy`
+    (images_per_prompt, guidance_scale, prompts_per_category, seeds...); every policy gets the same ones."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from cotlab.evaluation import evaluate_policy
+    from cotlab.policy import JanusPolicy
+    from cotlab.training import load_policy
+
+    def scores(policy, name):
+        return {suite: evaluate_policy(policy, suite, split, policy_name=name, progress=progress,
+                                       **eval_options).summary().iloc[:, 0]["overall"] for suite, split in suites}
+
+    rows, bases = [], {}
+    for cfg in configs:
+        if cfg.policy not in bases:
+            bases[cfg.policy] = scores(load_policy(cfg.policy), f"base {cfg.policy}")
+            rows += [{"algorithm": "base", "policy": cfg.policy, "seed": None, "suite": suite, "overall": value}
+                     for suite, value in bases[cfg.policy].items()]
+        path = rl_run(cfg, store=store, progress=progress)
+        curve = [json.loads(line)["reward_mean"] for line in open(path / "metrics.jsonl")]
+        trained = scores(JanusPolicy.from_pretrained(path / "policy"), f"{cfg.algorithm} seed {cfg.seed}")
+        rows += [{"algorithm": cfg.algorithm, "policy": cfg.policy, "seed": cfg.seed, "suite": suite, "overall": value,
+                  "reward_first10": float(np.mean(curve[:10])), "reward_last10": float(np.mean(curve[-10:])),
+                  "run": str(path)} for suite, value in trained.items()]
+    return pd.DataFrame(rows)
+
+
+__all__ = ["RL_CODE", "before_after", "rl_run"]
