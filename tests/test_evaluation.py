@@ -29,3 +29,12 @@ def test_evaluate_policy_reports_every_task_per_seed_with_a_card():
     again = evaluate_policy(policy, "geneval", images_per_prompt=2, seeds=(0, 1), prompts_per_category=2,
                             guidance_scale=3.0, progress=False)
     assert again.images.equals(result.images)
+
+
+def test_compbench_is_evaluated_on_its_held_out_split_by_default():
+    from cotlab.world import load_suite
+
+    policy = build_shapeworld_policy("tiny", seed=0)
+    result = evaluate_policy(policy, "compbench", images_per_prompt=1, prompts_per_category=1, progress=False)
+    val = {p.text for p in load_suite("compbench", "val")}
+    assert result.card.split == "val" and set(result.images["prompt"]) <= val

@@ -87,8 +87,8 @@ def evaluate_policy(policy, suite: str, split: str | None = None, *, images_per_
 
     `prompts_per_category` evaluates the first n prompts of each category (all when None) — the same prompts for
     every seed and every policy, so that comparisons are paired."""
+    split = split or ("val" if suite == "compbench" else "test")  # held-out prompts by default, never training ones
     prompts = load_suite(suite, split)
-    split = split or ("val" if suite == "compbench" else "test")
     if prompts_per_category is not None:
         kept, counts = [], Counter()
         for p in prompts:
