@@ -162,3 +162,9 @@ def test_pretraining_lowers_the_loss_and_resumes_identically(tmp_path):
     long = PRETRAIN_TIERS["default"]  # warm-up then cosine decay to a tenth
     assert lr_at(0, long) < lr_at(long.steps // 10, long) == pytest.approx(long.lr, rel=0.05)
     assert lr_at(long.steps - 1, long) == pytest.approx(0.1 * long.lr, rel=0.01)
+
+
+def test_a_fresh_policy_is_determined_by_its_seed():
+    a = build_shapeworld_policy("tiny", seed=3).model.state_dict()
+    b = build_shapeworld_policy("tiny", seed=3).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -54,14 +54,14 @@ def word_vectors(tokenizer, dim: int, std: float) -> torch.Tensor:
     roles = {"shape": {**lang.SHAPE_NOUNS, **lang.SHAPE_PLURALS, **lang.SHAPE_ADJECTIVES},
              "colour": lang.COLOR_WORDS, "texture": lang.TEXTURE_WORDS, "size": lang.SIZE_WORDS,
              "number": {w: n for w, (n, exact) in lang.DETERMINERS.items() if exact}}
+    # Draws in a fixed order: the tokenizer's vocabulary dict comes back in a different order on every call.
     role_vectors = {role: torch.randn(dim) for role in roles}
-    value_vectors: dict = {}
+    value_vectors = {key: torch.randn(dim) for key in sorted({(r, v) for r, words in roles.items() for v in words.values()})}
     out = torch.randn(len(tokenizer), dim) * std
-    for word, index in tokenizer.get_vocab().items():
+    for word, index in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]):
         for role, words in roles.items():
             if word in words:
-                value = value_vectors.setdefault((role, words[word]), torch.randn(dim))
-                out[index] = (role_vectors[role] + value) * std / 2 ** 0.5
+                out[index] = (role_vectors[role] + value_vectors[(role, words[word])]) * std / 2 ** 0.5
     return out
 
 
