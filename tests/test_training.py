@@ -173,7 +173,7 @@ class BadReward:
 def test_bad_rewards_name_the_model_and_the_prompt(base):
     with pytest.raises(ValueError, match=r"'bad-nan' returned nan for prompt 'a red circle' \(row 2\)"):
         make(tiny(GRPOConfig), base, reward_model=BadReward("nan")).train_step(0, 0)
-    with pytest.raises(ValueError, match=r"'bad-shape' returned shape \(15,\) for 16 images"):
+    with pytest.raises(ValueError, match=r"'bad-shape' returned \(15,\) for 16 images"):
         make(tiny(GRPOConfig), base, reward_model=BadReward("shape")).train_step(0, 0)
 
 

@@ -30,7 +30,13 @@ class MetricReward:
         return torch.tensor([s.value for s in score_batch(list(prompts), list(images))], dtype=torch.float32)
 
 
-_REGISTRY: dict[str, Callable[..., RewardModel]] = {"metric": MetricReward}
+def _composite(**options):
+    from .compose import composite
+
+    return composite(**options)
+
+
+_REGISTRY: dict[str, Callable[..., RewardModel]] = {"metric": MetricReward, "composite": _composite}
 
 
 def register(name: str, factory: Callable[..., RewardModel]) -> None:
@@ -67,4 +73,13 @@ def checked_rewards(rm: RewardModel, prompts: list[str], images: list, metadata=
     return values
 
 
-__all__ = ["MetricReward", "RewardModel", "available", "checked_rewards", "get", "register"]
+from .compose import CachedReward, CompositeReward  # noqa: E402  (compose imports checked_rewards from here)
+
+
+def cached(rm: RewardModel) -> RewardModel:
+    """`rm` with repeated (prompt, image) pairs served from memory, unless its scores depend on the batch (a
+    normalising composite, whose components are cached instead)."""
+    return rm if isinstance(rm, (CachedReward, CompositeReward)) else CachedReward(rm)
+
+__all__ = ["CachedReward", "CompositeReward", "MetricReward", "RewardModel", "available", "cached", "checked_rewards",
+           "get", "register"]

@@ -21,6 +21,7 @@ import torch
 from accelerate import Accelerator
 from tqdm import tqdm
 
+from cotlab.rewards import cached
 from cotlab.rewards import get as get_reward
 
 from .buffer import Groups, collect_groups
@@ -64,7 +65,10 @@ class Trainer:
         self.cfg = cfg
         self.accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
         self.policy = policy if policy is not None else load_policy(cfg.policy)
-        self.reward_model = reward_model if reward_model is not None else get_reward(cfg.reward, **cfg.reward_options)
+        # Cached: a (prompt, image) pair that comes back (identical samples in a group, DPO's later rounds) is not
+        # rescored. The budget still counts it as a reward call, as the paper's accounting would.
+        self.reward_model = cached(reward_model if reward_model is not None
+                                   else get_reward(cfg.reward, **cfg.reward_options))
         self.prompts = list(prompts) if prompts is not None else training_prompts(cfg)
         if not self.prompts:
             raise ValueError("no training prompts: check prompts, split, categories and num_prompts")
