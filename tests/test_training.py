@@ -286,3 +286,15 @@ def test_before_after_evaluates_the_base_once_and_every_run(tmp_path, monkeypatc
     assert len(table) == 2 * (1 + len(configs))  # base + four runs, two suites each
     assert table.groupby("algorithm").size().to_dict() == {"base": 2, "dpo": 4, "grpo": 4}
     assert table["overall"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
+def test_a_composite_reward_logs_each_component(base, cls):
+    from cotlab.rewards import get
+
+    reward = get("composite", components=[{"name": "metric", "weight": 2.0}])
+    trainer = make(tiny(cls, max_steps=1), base, reward_model=reward)
+    trainer.begin_round(0)  # DPO samples its round here; GRPO's is a no-op
+    row = trainer.train_step(0, 0)
+    assert row["reward_mean"] == pytest.approx(2 * row["reward_metric_mean"])
+    assert row["reward_2*metric_mean"] == row["reward_mean"]

@@ -34,6 +34,7 @@ class Groups:
     ref_logprobs: torch.Tensor | None = None
     images: list = field(default_factory=list, repr=False)
     seconds: dict = field(default_factory=dict)  # {"sampling": s, "scoring": s} spent collecting
+    components: dict = field(default_factory=dict)  # a composite reward's raw component values, name -> (P*G,)
 
     @property
     def row_prompts(self) -> list[str]:
@@ -45,13 +46,14 @@ class Groups:
         rows = slice(prompt_slice.start * g, prompt_slice.stop * g)
         return Groups(self.prompts[prompt_slice], g, self.tokens[rows], self.old_logprobs[rows], self.rewards[rows],
                       self.prompt_index[prompt_slice],
-                      None if self.ref_logprobs is None else self.ref_logprobs[rows], self.images[rows], {})
+                      None if self.ref_logprobs is None else self.ref_logprobs[rows], self.images[rows], {},
+                      {name: values[rows] for name, values in self.components.items()})
 
     def state(self) -> dict:
         """Tensors and lists to checkpoint (images are not kept: they are re-decodable from tokens)."""
         return {"prompts": self.prompts, "num_generations": self.num_generations, "tokens": self.tokens,
                 "old_logprobs": self.old_logprobs, "rewards": self.rewards, "prompt_index": self.prompt_index,
-                "ref_logprobs": self.ref_logprobs}
+                "ref_logprobs": self.ref_logprobs, "components": self.components}
 
     @classmethod
     def from_state(cls, state: dict) -> "Groups":
@@ -78,8 +80,10 @@ def collect_groups(policy, reward_model, prompts: list[str], prompt_index: list[
     rows = [p for p in prompts for _ in range(g)]
     rewards = checked_rewards(reward_model, rows, images).to(tokens[0].device)
     seconds = {"sampling": sampled - began, "scoring": time.perf_counter() - sampled}
+    components = {name: values.to(rewards.device)
+                  for name, values in getattr(reward_model, "last_components", {}).items()}
     return Groups(list(prompts), g, torch.cat(tokens), torch.cat(logprobs), rewards, list(prompt_index),
-                  images=images, seconds=seconds)
+                  images=images, seconds=seconds, components=components)
 
 
 def mine_pairs(rewards: torch.Tensor, num_generations: int, selection: str = "best_worst",

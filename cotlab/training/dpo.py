@@ -49,7 +49,6 @@ class DPOTrainer(Trainer):
         began = time.perf_counter()
         local_pairs = len(chosen)
         global_pairs = self._global_sum(local_pairs)
-        all_rewards = self.gather(groups.rewards)
         # The sampling of the whole round happened before step 1; its budget is logged there.
         row = dict(self.round_sampling) if step == 0 else dict.fromkeys(self.round_sampling, 0)
         stats, weights = [], []
@@ -78,9 +77,7 @@ class DPOTrainer(Trainer):
         local = {key: sum(w * s[key] for w, s in zip(weights, stats)) for key in (stats[0] if stats else {})}
         means = {key: self._global_sum(v) / max(global_pairs, 1) for key, v in local.items()}
         pair_stats = {key: self._global_sum(v) for key, v in data["pair_stats"].items()}
-        return {**row, "reward_mean": all_rewards.mean().item(),
-                f"reward_{self.reward_model.name}_mean": all_rewards.mean().item(),
-                "reward_std": all_rewards.std().item() if len(all_rewards) > 1 else 0.0,
+        return {**row, **self.reward_stats(groups),
                 **means, "pairs_kept": pair_stats["pairs"], "ties_dropped": pair_stats["ties_dropped"],
                 "below_margin_dropped": pair_stats["below_margin_dropped"], "grad_norm": grad_norm,
                 "seconds_update": time.perf_counter() - began}

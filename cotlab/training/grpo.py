@@ -70,9 +70,7 @@ class GRPOTrainer(Trainer):
             grad_norms.append(self.optimizer_step())
         update_seconds = time.perf_counter() - began
         mean = {k: sum(s[k] for s in stats) / len(stats) for k in stats[0]}
-        return {"reward_mean": all_rewards.mean().item(),
-                f"reward_{self.reward_model.name}_mean": all_rewards.mean().item(),
-                "reward_std": all_rewards.std().item() if len(all_rewards) > 1 else 0.0,
+        return {**self.reward_stats(groups),
                 **{k: self._global_mean(v) for k, v in mean.items()},
                 "zero_std_fraction": adv_stats["zero_std_fraction"], "grad_norm": grad_norms[-1],
                 "seconds_reference": reference_seconds, "seconds_update": update_seconds - reference_seconds}

@@ -174,6 +174,16 @@ class Trainer:
         t = torch.tensor([float(value)], device=self.accelerator.device)
         return self.accelerator.reduce(t, reduction="sum").item()
 
+    def reward_stats(self, groups: Groups) -> dict:
+        """Mean and std of the rewards of a step's groups over all processes, and the mean of each component of a
+        composite reward (its raw values)."""
+        rewards = self.gather(groups.rewards)
+        stats = {"reward_mean": rewards.mean().item(), f"reward_{self.reward_model.name}_mean": rewards.mean().item(),
+                 "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0}
+        for name, values in sorted(groups.components.items()):
+            stats[f"reward_{name}_mean"] = self.gather(values).mean().item()
+        return stats
+
     def gather(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.accelerator.gather(tensor) if self.accelerator.num_processes > 1 else tensor
 
