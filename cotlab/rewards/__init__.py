@@ -30,13 +30,7 @@ class MetricReward:
         return torch.tensor([s.value for s in score_batch(list(prompts), list(images))], dtype=torch.float32)
 
 
-def _composite(**options):
-    from .compose import composite
-
-    return composite(**options)
-
-
-_REGISTRY: dict[str, Callable[..., RewardModel]] = {"metric": MetricReward, "composite": _composite}
+_REGISTRY: dict[str, Callable[..., RewardModel]] = {"metric": MetricReward}
 
 
 def register(name: str, factory: Callable[..., RewardModel]) -> None:
@@ -73,7 +67,9 @@ def checked_rewards(rm: RewardModel, prompts: list[str], images: list, metadata=
     return values
 
 
-from .compose import CachedReward, CompositeReward  # noqa: E402  (compose imports checked_rewards from here)
+from .compose import CachedReward, CompositeReward, composite  # noqa: E402  (compose imports get, checked_rewards)
+
+register("composite", composite)
 
 
 def cached(rm: RewardModel) -> RewardModel:

@@ -11,6 +11,9 @@ import hashlib
 
 import torch
 
+# cotlab.rewards imports this module after defining these, so the import resolves on the partly built package.
+from cotlab.rewards import checked_rewards, get
+
 NORMALIZATIONS = ("raw", "zscore", "rank")
 
 
@@ -36,9 +39,6 @@ class CompositeReward:
     triples. After each call, `last_components` holds every component's raw rewards, for logging."""
 
     def __init__(self, components):
-        from cotlab.rewards import checked_rewards
-
-        self._check = checked_rewards
         self.components = []
         for rm, weight, how in components:
             if how not in NORMALIZATIONS:
@@ -57,7 +57,7 @@ class CompositeReward:
     def __call__(self, prompts, images, metadata=None) -> torch.Tensor:
         total = torch.zeros(len(prompts))
         for rm, weight, how in self.components:
-            raw = self._check(rm, prompts, images, metadata)
+            raw = checked_rewards(rm, prompts, images, metadata)
             self.last_components[rm.name] = raw
             total = total + weight * normalize(raw.cpu(), how)
         return total
@@ -66,8 +66,6 @@ class CompositeReward:
 def composite(components: list[dict]) -> CompositeReward:
     """The registry's "composite": `components` is a list of {"name", "weight" (1), "normalization" ("raw"),
     "options" ({})} mappings, each built with `cotlab.rewards.get(name, **options)` and cached (`CachedReward`)."""
-    from cotlab.rewards import get
-
     built = []
     for spec in components:
         unknown = set(spec) - {"name", "weight", "normalization", "options"}
