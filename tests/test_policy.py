@@ -8,7 +8,7 @@ from transformers import AutoProcessor, JanusForConditionalGeneration
 
 from cotlab import world as w
 from cotlab.policy import JanusPolicy, build_shapeworld_policy
-from cotlab.policy.pretrain import PRETRAIN_TIERS, lr_at, pretrain
+from cotlab.policy.pretrain import PRETRAIN_TIERS, lr_at, pretrain, pretrain_loss
 
 PROMPTS = ["a red circle", "there are two big striped squares", "a photo of a cross left of a diamond"]
 
@@ -124,7 +124,7 @@ def test_token_logprobs_checks_shapes(policy):
 def test_pretraining_lowers_the_loss_and_resumes_identically(tmp_path):
     cfg = PRETRAIN_TIERS["tiny"]
     full = pretrain(cfg, tmp_path / "full", progress=False)
-    losses = [json.loads(line)["loss"] for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    losses = [json.loads(line)["ce"] for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0] - 0.5  # nats: from ln(751) = 6.6 at initialisation
     # What trains: the prompt's word vectors (tied to the unused text head in Janus), the language model and the
     # image-token embedding and head; not the vision tower, its aligner or the Janus VQ.
@@ -162,6 +162,25 @@ def test_pretraining_lowers_the_loss_and_resumes_identically(tmp_path):
     long = PRETRAIN_TIERS["default"]  # warm-up then cosine decay to a tenth
     assert lr_at(0, long) < lr_at(long.steps // 10, long) == pytest.approx(long.lr, rel=0.05)
     assert lr_at(long.steps - 1, long) == pytest.approx(0.1 * long.lr, rel=0.01)
+
+
+def test_pretraining_loss_adds_the_object_start_term_renormalised_over_object_codes():
+    torch.manual_seed(0)
+    scenes = [w.random_scene(seed, num_objects=3) for seed in (1, 2)]
+    tokens = torch.as_tensor([w.scene_codes(s) for s in scenes])
+    logits = torch.randn(2, w.NUM_TOKENS, w.CODEBOOK_SIZE)
+    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten())
+    table = w.code_table()
+    starts = [(i, t) for i in range(2) for t in range(w.NUM_TOKENS)
+              if table[tokens[i, t]] is not None and table[tokens[i, t]][3] in ("small", "tl")]
+    assert len(starts) == 6  # one start token per object
+    by_hand = -torch.stack([logits[i, t, 1:].log_softmax(-1)[tokens[i, t] - 1] for i, t in starts]).mean()
+    loss, parts = pretrain_loss(logits, tokens, start_weight=0.5)
+    assert loss.item() == pytest.approx((ce + 0.5 * by_hand).item(), rel=1e-6)
+    assert parts == pytest.approx({"ce": ce.item(), "start_ce": by_hand.item()}, rel=1e-6)
+    assert pretrain_loss(logits, tokens, start_weight=0)[0].item() == pytest.approx(ce.item(), rel=1e-6)
+    background = torch.zeros_like(tokens)  # no object begins: the plain mean loss
+    assert pretrain_loss(logits, background, 1.0)[1].keys() == {"ce"}
 
 
 def test_a_fresh_policy_is_determined_by_its_seed():
