@@ -5,6 +5,7 @@ with a ``name``. ``get(name, **options)`` builds a registered one; ``available()
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Protocol, runtime_checkable
 
 import torch
@@ -68,8 +69,14 @@ def checked_rewards(rm: RewardModel, prompts: list[str], images: list, metadata=
 
 
 from .compose import CachedReward, CompositeReward, composite  # noqa: E402  (compose imports get, checked_rewards)
+from .learned import LearnedReward, learned_reward  # noqa: E402
+from .real import CLIPScore, VLMJudge, clipscore, vlm_judge  # noqa: E402  (transformers models load on first use)
 
 register("composite", composite)
+register("preference", partial(learned_reward, "preference"))
+register("judge", partial(learned_reward, "judge"))
+register("clipscore", clipscore)
+register("vlm_judge", vlm_judge)
 
 
 def cached(rm: RewardModel) -> RewardModel:
@@ -77,5 +84,6 @@ def cached(rm: RewardModel) -> RewardModel:
     normalising composite, whose components are cached instead)."""
     return rm if isinstance(rm, (CachedReward, CompositeReward)) else CachedReward(rm)
 
-__all__ = ["CachedReward", "CompositeReward", "MetricReward", "RewardModel", "available", "cached", "checked_rewards",
-           "get", "register"]
+
+__all__ = ["CLIPScore", "CachedReward", "CompositeReward", "LearnedReward", "MetricReward", "RewardModel", "VLMJudge",
+           "available", "cached", "checked_rewards", "get", "register"]
