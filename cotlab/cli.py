@@ -55,7 +55,7 @@ def add_reproduce(subparsers: argparse._SubParsersAction) -> None:
 
 def _pretrain(args: argparse.Namespace) -> int:
     if args.what == "vq":
-        from cotlab.policy.vq import VQ_TIERS, train_vq_cached
+        from cotlab.policy.vq import train_vq_cached
 
         path = train_vq_cached(args.tier)
     else:
@@ -132,20 +132,27 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_bench)
 
 
-def _train(args: argparse.Namespace) -> int:
+def _parse_sets(items: list[str]) -> dict:
+    """--set key=value items as a dict, values read as YAML (numbers, booleans, lists)."""
     import yaml
 
+    values = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        values[key] = yaml.safe_load(raw)
+    return values
+
+
+def _train(args: argparse.Namespace) -> int:
     from cotlab.training import CONFIGS, preset, train
 
     values = {}
     if args.config:
         values.update(CONFIGS[args.algorithm].load(args.config).to_dict())
         values.pop("algorithm")
-    for item in args.set:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        values[key] = yaml.safe_load(raw)
+    values.update(_parse_sets(args.set))
     if args.output_dir:
         values["output_dir"] = args.output_dir
     cfg = preset(args.preset, args.algorithm, **values) if args.preset else CONFIGS[args.algorithm].from_dict(values)
@@ -173,10 +180,46 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_train)
 
 
+def _train_reward(args: argparse.Namespace) -> int:
+    from cotlab.rewards.learned import config_from_options, learned_reward, train_reward_model
+
+    options = {"seed": args.seed, **({"breadth": args.breadth} if args.breadth else {}), **_parse_sets(args.set)}
+    try:
+        if args.output_dir:
+            _, summary = train_reward_model(config_from_options(args.family, options), args.output_dir)
+            print(f"[cotlab] {args.family} reward model: {args.output_dir} ({summary['seconds']:.0f} s)")
+        else:
+            model = learned_reward(args.family, **options)
+            print(f"[cotlab] {model.name} reward model trained and cached in the run store")
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"cotlab train-reward: {e}")
+    return 0
+
+
+def add_train_reward(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train-reward",
+        help="train a learned ShapeWorld reward model (preference or judge), cached in the run store",
+        description="Train one of ShapeWorld's learned reward models (see cotlab.rewards.learned): `preference` "
+        "(Bradley-Terry, the HPS/ImageReward analog) or `judge` (yes/no questions, the UnifiedReward/VQA analog). "
+        "Deterministic by seed. Cached in the run store unless --output-dir is given.",
+    )
+    parser.add_argument("family", choices=("preference", "judge"))
+    parser.add_argument("--breadth", choices=("id", "captions", "id+captions"), default=None,
+                        help="the prompts its training images are made for (default: id for preference, "
+                        "id+captions for judge)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one LearnedRewardConfig field (steps, num_prompts, label_noise, ...)")
+    parser.add_argument("--output-dir", default=None, help="save here instead of the run store")
+    parser.set_defaults(handler=_train_reward)
+
+
 VERBS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_reproduce,
     add_pretrain,
     add_train,
+    add_train_reward,
     add_bench,
 ]
 

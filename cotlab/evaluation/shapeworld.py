@@ -79,6 +79,34 @@ def mean_ci(xs, confidence: float = 0.95) -> tuple[float, float]:
     return float(xs.mean()), float(half)
 
 
+def first_per_category(prompts, n: int | None) -> list:
+    """The first `n` prompts of each category, in suite order (all when n is None)."""
+    if n is None:
+        return list(prompts)
+    kept, counts = [], Counter()
+    for p in prompts:
+        if counts[p.category] < n:
+            kept.append(p)
+            counts[p.category] += 1
+    return kept
+
+
+def chance_reports(suite: str, split: str | None = None, *, images_per_prompt: int = 4, seeds=(0,),
+                   prompts_per_category: int | None = None) -> list[SuiteReport]:
+    """What chance means on a suite: one report per seed for a prompt-blind image source, random clean scenes of
+    1-4 objects (the pretraining scene distribution), scored against the prompts."""
+    from cotlab.world import random_scene, render
+
+    split = split or ("val" if suite == "compbench" else "test")
+    prompts = first_per_category(load_suite(suite, split), prompts_per_category)
+    rows = [p for p in prompts for _ in range(images_per_prompt)]
+    reports = []
+    for seed in seeds:
+        rng = np.random.default_rng([int(seed), 5])
+        reports.append(aggregate(rows, score_batch(rows, [render(random_scene(rng)) for _ in rows]), suite))
+    return reports
+
+
 def evaluate_policy(policy, suite: str, split: str | None = None, *, images_per_prompt: int = 4,
                     guidance_scale: float = 5.0, temperature: float = 1.0, top_k: int = 0, seeds=(0,),
                     prompts_per_category: int | None = None, batch_images: int = 128, policy_name: str = "policy",
@@ -88,14 +116,7 @@ def evaluate_policy(policy, suite: str, split: str | None = None, *, images_per_
     `prompts_per_category` evaluates the first n prompts of each category (all when None) — the same prompts for
     every seed and every policy, so that comparisons are paired."""
     split = split or ("val" if suite == "compbench" else "test")  # held-out prompts by default, never training ones
-    prompts = load_suite(suite, split)
-    if prompts_per_category is not None:
-        kept, counts = [], Counter()
-        for p in prompts:
-            if counts[p.category] < prompts_per_category:
-                kept.append(p)
-                counts[p.category] += 1
-        prompts = kept
+    prompts = first_per_category(load_suite(suite, split), prompts_per_category)
     per_call = max(1, batch_images // images_per_prompt)
     reports, rows = [], []
     for seed in seeds:

@@ -28,6 +28,7 @@ from cotlab.experiments.tiers import check_tier, notebook_parameters
 CHAPTERS: list[str] = [
     "00_shapeworld",
     "01_base_model",
+    "02_reward_models",
 ]
 
 KERNEL_NAME = "python3"

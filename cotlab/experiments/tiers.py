@@ -17,6 +17,11 @@ from typing import Any
 
 TIERS: tuple[str, ...] = ("smoke", "default", "paper")
 
+# The reward models chapter 2 compares: the metric and each learned family at two data breadths.
+_REWARD_MODELS = [{"name": "metric"},
+                  {"name": "preference", "breadth": "id"}, {"name": "preference", "breadth": "id+captions"},
+                  {"name": "judge", "breadth": "id"}, {"name": "judge", "breadth": "id+captions"}]
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "00_shapeworld": {
         "smoke": {"seed": 0, "examples_per_category": 2, "num_scenes": 200},
@@ -34,6 +39,18 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": {"seed": 0, "pretrain_tier": "default", "guidance_scale": 5.0, "temperature": 1.0,
                   "images_per_prompt": 4, "prompts_per_category": 50, "eval_seeds": [0, 1, 2],
                   "cfg_sweep": [1.0, 2.0, 3.0, 5.0, 7.5], "sweep_prompts_per_category": 20},
+    },
+    "02_reward_models": {
+        "smoke": {"seed": 0, "pretrain_tier": "smoke", "guidance_scale": 5.0, "samples_per_prompt": 4,
+                  "prompts_per_category": 3, "reward_seeds": [0, 1], "reward_models": _REWARD_MODELS,
+                  "reward_training": {"num_prompts": 60, "steps": 60, "width": 32, "layers": 1, "heads": 2}},
+        "default": {"seed": 0, "pretrain_tier": "default", "guidance_scale": 5.0, "samples_per_prompt": 4,
+                    "prompts_per_category": 20, "reward_seeds": [0, 1, 2], "reward_models": _REWARD_MODELS,
+                    "reward_training": {}},
+        # The paper's own reward models are chapter 8's; here the paper tier reads the default ShapeWorld analogs.
+        "paper": {"seed": 0, "pretrain_tier": "default", "guidance_scale": 5.0, "samples_per_prompt": 4,
+                  "prompts_per_category": 20, "reward_seeds": [0, 1, 2], "reward_models": _REWARD_MODELS,
+                  "reward_training": {}},
     },
 }
 
