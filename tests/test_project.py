@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cotlab import __version__, cli
-from cotlab.experiments.reproduce import CHAPTERS, reproduce
+from cotlab.experiments.reproduce import CHAPTERS, DEPENDS, chapter_stamp, reproduce
 from cotlab.experiments.tiers import PRESETS, TIERS, notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,6 +163,22 @@ def test_toc_matches_chapters_and_notebooks():
         f"notebooks/ holds {[p.stem for p in NOTEBOOKS]}, CHAPTERS lists {CHAPTERS}"
     )
     assert set(PRESETS) == set(CHAPTERS), f"presets for {sorted(PRESETS)}, chapters {CHAPTERS}"
+
+
+def test_chapter_stamps_change_with_the_chapter_and_what_it_depends_on(tmp_path):
+    import shutil
+
+    assert set(DEPENDS) == set(CHAPTERS)
+    assert all(set(deps) <= set(CHAPTERS[:CHAPTERS.index(c)]) for c, deps in DEPENDS.items())  # upstream comes first
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    before = {c: chapter_stamp(c, "smoke", tmp_path, {}) for c in CHAPTERS}
+    assert before == {c: chapter_stamp(c, "smoke", tmp_path, {}) for c in CHAPTERS}  # stable
+    assert chapter_stamp("00_shapeworld", "default", tmp_path, {}) != before["00_shapeworld"]  # other parameters
+    edited = tmp_path / "notebooks" / "01_base_model.ipynb"
+    edited.write_text(edited.read_text().replace("The base model", "The base model (edited)", 1))
+    after = {c: chapter_stamp(c, "smoke", tmp_path, {}) for c in CHAPTERS}
+    changed = {c for c in CHAPTERS if after[c] != before[c]}
+    assert changed == {"01_base_model"} | {c for c, deps in DEPENDS.items() if "01_base_model" in deps}
 
 
 def test_presets_cover_every_tier_with_the_same_keys():

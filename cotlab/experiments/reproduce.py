@@ -6,7 +6,8 @@ Steps, all under ``build_dir`` (``_build/`` by default):
 2. execute each notebook of :data:`CHAPTERS`, in order, with papermill (kernel ``python3``, cwd = the repository root)
    from ``notebooks/<chapter>.ipynb`` to ``book_src/notebooks/<chapter>.ipynb``; each is written under a temporary
    name and renamed on success, so a half-executed notebook never takes a chapter's place (a failed one is kept in
-   ``failed/`` for inspection);
+   ``failed/`` for inspection). A chapter whose stamp (a hash of its notebook, its parameters, cotlab's source and
+   the stamps of the chapters it depends on, :data:`DEPENDS`) matches the one of its executed copy is not rerun;
 3. build the book with Jupyter Book 1.x, warnings as errors, offline; the HTML lands in ``html/`` (``index.html``).
 """
 
@@ -30,6 +31,13 @@ CHAPTERS: list[str] = [
     "01_base_model",
     "02_reward_models",
 ]
+
+#: What each chapter reads from earlier ones (base model, reward models): a change upstream reruns it.
+DEPENDS: dict[str, list[str]] = {
+    "00_shapeworld": [],
+    "01_base_model": [],
+    "02_reward_models": ["01_base_model"],
+}
 
 KERNEL_NAME = "python3"
 _INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -82,6 +90,16 @@ def stage_sources(root: Path, book_src: Path) -> None:
     for stale in (book_src / "notebooks").glob("*.ipynb"):
         if stale.stem not in CHAPTERS:
             stale.unlink()
+
+
+def chapter_stamp(chapter: str, tier: str, root: Path, upstream: dict[str, str]) -> str:
+    """Hash of what a chapter's executed notebook depends on: the notebook, the tier's parameters, cotlab's source and
+    the stamps of the chapters in :data:`DEPENDS` (computed earlier in the run, or now for those not in it)."""
+    from cotlab.experiments.store import artifact_key
+
+    deps = {d: upstream.get(d) or chapter_stamp(d, tier, root, upstream) for d in DEPENDS[chapter]}
+    config = {"chapter": chapter, "tier": tier, "parameters": notebook_parameters(chapter, tier), "upstream": deps}
+    return artifact_key("chapter", config, ["cotlab", root / "notebooks" / f"{chapter}.ipynb"])
 
 
 def execute_chapter(chapter: str, tier: str, root: Path, out_dir: Path, failed_dir: Path) -> Path:
@@ -201,9 +219,18 @@ def reproduce(
     stage_sources(root, book_src)
 
     timings: list[tuple[str, float]] = []
+    stamps: dict[str, str] = {}
     for chapter in chapters:
+        stamps[chapter] = chapter_stamp(chapter, tier, root, stamps)
+        stamp_file = book_src / "notebooks" / f".{chapter}.stamp"
+        executed = book_src / "notebooks" / f"{chapter}.ipynb"
+        if executed.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamps[chapter]:
+            print(f"[cotlab] {chapter}: unchanged since its last run (stamp {stamps[chapter]}), not rerun", flush=True)
+            continue
+        stamp_file.unlink(missing_ok=True)
         start = time.perf_counter()
         execute_chapter(chapter, tier, root, book_src / "notebooks", build / "failed")
+        stamp_file.write_text(stamps[chapter])
         timings.append((chapter, time.perf_counter() - start))
         print(f"[cotlab] {chapter}: executed in {timings[-1][1]:.1f} s", flush=True)
 
