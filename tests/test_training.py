@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from cotlab import world as w
 from cotlab.policy import build_shapeworld_policy
 from cotlab.rewards import MetricReward
 from cotlab.training import DPOConfig, GRPOConfig, aligned, mine_pairs, preset, trainer_for
@@ -283,9 +284,13 @@ def test_before_after_evaluates_the_base_once_and_every_run(tmp_path, monkeypatc
     configs = [tiny(cls, max_steps=2, seed=seed) for cls in (GRPOConfig, DPOConfig) for seed in (0, 1)]
     table = before_after(configs, store=RunStore(tmp_path / "runs"), progress=False, images_per_prompt=1,
                          prompts_per_category=1)
-    assert len(table) == 2 * (1 + len(configs))  # base + four runs, two suites each
-    assert table.groupby("algorithm").size().to_dict() == {"base": 2, "dpo": 4, "grpo": 4}
-    assert table["overall"].between(0, 1).all()
+    overall = table[table["category"] == "overall"]
+    assert len(overall) == 2 * (1 + len(configs))  # base + four runs, two suites each
+    assert overall.groupby("algorithm").size().to_dict() == {"base": 2, "dpo": 4, "grpo": 4}
+    assert set(table["reward"]) == {"none", "metric"}
+    categories = table[(table["algorithm"] == "base") & (table["suite"] == "compbench")]["category"]
+    assert set(categories) == set(w.COMPBENCH_CATEGORIES) | {"overall"}
+    assert table["value"].between(0, 1).all()
 
 
 @pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])

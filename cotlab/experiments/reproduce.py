@@ -30,6 +30,7 @@ CHAPTERS: list[str] = [
     "00_shapeworld",
     "01_base_model",
     "02_reward_models",
+    "03_grpo_vs_dpo",
 ]
 
 #: What each chapter reads from earlier ones (base model, reward models): a change upstream reruns it.
@@ -37,6 +38,7 @@ DEPENDS: dict[str, list[str]] = {
     "00_shapeworld": [],
     "01_base_model": [],
     "02_reward_models": ["01_base_model"],
+    "03_grpo_vs_dpo": ["01_base_model", "02_reward_models"],
 }
 
 KERNEL_NAME = "python3"

@@ -38,14 +38,25 @@ def rl_run(cfg, *, store=None, progress: bool = True, checkpoint_every: int = 10
                                desc=f"{cfg.algorithm} on {cfg.policy}, reward {cfg.reward}, seed {cfg.seed}")
 
 
+def reward_label(cfg) -> str:
+    """The reward a run was trained with, as the tables name it: "metric", "judge[id+captions]", ..."""
+    from cotlab.rewards.learned import DEFAULT_BREADTH
+
+    if cfg.reward in DEFAULT_BREADTH:
+        return f"{cfg.reward}[{cfg.reward_options.get('breadth', DEFAULT_BREADTH[cfg.reward])}]"
+    return cfg.reward
+
+
 def before_after(configs, *, suites=(("compbench", "val"), ("geneval", None)), store=None, progress: bool = True,
                  **eval_options):
     """Train each config (cached, `rl_run`) and evaluate its base policy and the trained policy on `suites`.
 
-    Returns a DataFrame with one row per (policy, suite): algorithm ("base" for the starting policy), seed, suite,
-    overall score, and the mean training reward of the first and last 10 steps (GRPO's is of on-policy samples;
-    DPO's is of its round buffer, sampled at the round's start). `eval_options` go to `evaluate_policy`
-    (images_per_prompt, guidance_scale, prompts_per_category, seeds...); every policy gets the same ones."""
+    Returns a long DataFrame, one row per (policy, suite, category) plus a category "overall" per (policy, suite):
+    algorithm ("base" for the starting policy), reward, seed, suite, category, value (CompBench-style: mean value;
+    GenEval-style: accuracy, and overall = mean of task accuracies), and the mean training reward of the first and
+    last 10 steps (GRPO's is of on-policy samples; DPO's is of its round buffer, sampled at the round's start).
+    `eval_options` go to `evaluate_policy` (images_per_prompt, guidance_scale, prompts_per_category, seeds...); every
+    policy gets the same ones, so the comparisons are paired."""
     import json
 
     import numpy as np
@@ -56,22 +67,27 @@ def before_after(configs, *, suites=(("compbench", "val"), ("geneval", None)), s
     from cotlab.training import load_policy
 
     def scores(policy, name):
-        return {suite: evaluate_policy(policy, suite, split, policy_name=name, progress=progress,
-                                       **eval_options).summary().iloc[:, 0]["overall"] for suite, split in suites}
+        out = []
+        for suite, split in suites:
+            table = evaluate_policy(policy, suite, split, policy_name=name, progress=progress,
+                                    **eval_options).summary()
+            out += [{"suite": suite, "category": category, "value": value}
+                    for category, value in table.iloc[:, 0].items()]
+        return out
 
     rows, bases = [], {}
     for cfg in configs:
         if cfg.policy not in bases:
             bases[cfg.policy] = scores(load_policy(cfg.policy), f"base {cfg.policy}")
-            rows += [{"algorithm": "base", "policy": cfg.policy, "seed": None, "suite": suite, "overall": value}
-                     for suite, value in bases[cfg.policy].items()]
+            rows += [{"algorithm": "base", "reward": "none", "policy": cfg.policy, "seed": None, **r}
+                     for r in bases[cfg.policy]]
         path = rl_run(cfg, store=store, progress=progress)
         curve = [json.loads(line)["reward_mean"] for line in open(path / "metrics.jsonl")]
         trained = scores(JanusPolicy.from_pretrained(path / "policy"), f"{cfg.algorithm} seed {cfg.seed}")
-        rows += [{"algorithm": cfg.algorithm, "policy": cfg.policy, "seed": cfg.seed, "suite": suite, "overall": value,
+        rows += [{"algorithm": cfg.algorithm, "reward": reward_label(cfg), "policy": cfg.policy, "seed": cfg.seed, **r,
                   "reward_first10": float(np.mean(curve[:10])), "reward_last10": float(np.mean(curve[-10:])),
-                  "run": str(path)} for suite, value in trained.items()]
+                  "run": str(path)} for r in trained]
     return pd.DataFrame(rows)
 
 
-__all__ = ["RL_CODE", "before_after", "rl_run"]
+__all__ = ["RL_CODE", "before_after", "reward_label", "rl_run"]

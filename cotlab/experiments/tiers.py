@@ -22,6 +22,11 @@ _REWARD_MODELS = [{"name": "metric"},
                   {"name": "preference", "breadth": "id"}, {"name": "preference", "breadth": "id+captions"},
                   {"name": "judge", "breadth": "id"}, {"name": "judge", "breadth": "id+captions"}]
 
+# The reward models RL trains with in chapters 3 and 4: the paper's three families (metric, preference, judge).
+_RL_REWARDS = [{"name": "metric"}, {"name": "preference", "breadth": "id"}, {"name": "judge", "breadth": "id+captions"}]
+# CI-sized learned reward models (the smoke tier's chapters share them through the run store).
+_SMOKE_REWARD = {"num_prompts": 60, "steps": 60, "width": 32, "layers": 1, "heads": 2}
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "00_shapeworld": {
         "smoke": {"seed": 0, "examples_per_category": 2, "num_scenes": 200},
@@ -43,7 +48,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "02_reward_models": {
         "smoke": {"seed": 0, "pretrain_tier": "smoke", "guidance_scale": 5.0, "samples_per_prompt": 4,
                   "prompts_per_category": 3, "reward_seeds": [0, 1], "reward_models": _REWARD_MODELS,
-                  "reward_training": {"num_prompts": 60, "steps": 60, "width": 32, "layers": 1, "heads": 2}},
+                  "reward_training": _SMOKE_REWARD},
         "default": {"seed": 0, "pretrain_tier": "default", "guidance_scale": 5.0, "samples_per_prompt": 4,
                     "prompts_per_category": 20, "reward_seeds": [0, 1, 2], "reward_models": _REWARD_MODELS,
                     "reward_training": {}},
@@ -51,6 +56,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": {"seed": 0, "pretrain_tier": "default", "guidance_scale": 5.0, "samples_per_prompt": 4,
                   "prompts_per_category": 20, "reward_seeds": [0, 1, 2], "reward_models": _REWARD_MODELS,
                   "reward_training": {}},
+    },
+    "03_grpo_vs_dpo": {
+        "smoke": {"rl_preset": "smoke", "seeds": [0, 1], "rewards": _RL_REWARDS, "reward_training": _SMOKE_REWARD,
+                  "images_per_prompt": 1, "prompts_per_category": 2, "eval_seeds": [0], "grid_prompts": 3},
+        "default": {"rl_preset": "default", "seeds": [0, 1, 2], "rewards": _RL_REWARDS, "reward_training": {},
+                    "images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0], "grid_prompts": 6},
+        # ShapeWorld at the default tier; the paper-scale runs are chapter 8's.
+        "paper": {"rl_preset": "default", "seeds": [0, 1, 2], "rewards": _RL_REWARDS, "reward_training": {},
+                  "images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0], "grid_prompts": 6},
     },
 }
 
