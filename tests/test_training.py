@@ -282,8 +282,11 @@ def test_before_after_evaluates_the_base_once_and_every_run(tmp_path, monkeypatc
 
     monkeypatch.setenv("COTLAB_RUNS", str(tmp_path / "runs"))  # the tiny base policy trains into this store
     configs = [tiny(cls, max_steps=2, seed=seed) for cls in (GRPOConfig, DPOConfig) for seed in (0, 1)]
-    table = before_after(configs, store=RunStore(tmp_path / "runs"), progress=False, images_per_prompt=1,
-                         prompts_per_category=1)
+    store = RunStore(tmp_path / "runs")
+    table = before_after(configs, store=store, progress=False, images_per_prompt=1, prompts_per_category=1)
+    assert len(store.list("evaluation")) == 1 + len(configs)  # each policy evaluated once, then read back
+    again = before_after(configs, store=store, progress=False, images_per_prompt=1, prompts_per_category=1)
+    assert len(store.list("evaluation")) == 1 + len(configs) and again.equals(table)
     overall = table[table["category"] == "overall"]
     assert len(overall) == 2 * (1 + len(configs))  # base + four runs, two suites each
     assert overall.groupby("algorithm").size().to_dict() == {"base": 2, "dpo": 4, "grpo": 4}

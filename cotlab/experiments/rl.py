@@ -11,6 +11,8 @@ from pathlib import Path
 from cotlab.policy.pretrain import CODE as BASE_CODE
 
 RL_CODE = ("cotlab.training", "cotlab.losses", "cotlab.rewards", *BASE_CODE)
+# What an evaluation's numbers depend on besides the policy's weights (the policy's own code is part of its key).
+EVAL_CODE = ("cotlab.evaluation", "cotlab.world", *BASE_CODE)
 
 
 def rl_run(cfg, *, store=None, progress: bool = True, checkpoint_every: int = 10) -> Path:
@@ -56,38 +58,51 @@ def before_after(configs, *, suites=(("compbench", "val"), ("geneval", None)), s
     GenEval-style: accuracy, and overall = mean of task accuracies), and the mean training reward of the first and
     last 10 steps (GRPO's is of on-policy samples; DPO's is of its round buffer, sampled at the round's start).
     `eval_options` go to `evaluate_policy` (images_per_prompt, guidance_scale, prompts_per_category, seeds...); every
-    policy gets the same ones, so the comparisons are paired."""
+    policy gets the same ones, so the comparisons are paired. Each evaluation is cached in the run store."""
     import json
 
     import numpy as np
     import pandas as pd
 
     from cotlab.evaluation import evaluate_policy
+    from cotlab.experiments.store import RunStore
     from cotlab.policy import JanusPolicy
-    from cotlab.training import load_policy
+    from cotlab.policy.pretrain import PRETRAIN_TIERS, base_policy
 
-    def scores(policy, name):
-        out = []
-        for suite, split in suites:
-            table = evaluate_policy(policy, suite, split, policy_name=name, progress=progress,
-                                    **eval_options).summary()
-            out += [{"suite": suite, "category": category, "value": value}
-                    for category, value in table.iloc[:, 0].items()]
-        return out
+    store = store or RunStore()
+
+    def scores(policy_dir: Path, name: str) -> list[dict]:
+        """Evaluated once per (policy checkpoint, evaluation settings), then read from the run store."""
+        def build(out: Path) -> None:
+            policy, rows = JanusPolicy.from_pretrained(policy_dir), []
+            for suite, split in suites:
+                table = evaluate_policy(policy, suite, split, policy_name=name, progress=progress,
+                                        **eval_options).summary()
+                rows += [{"suite": suite, "category": c, "value": v} for c, v in table.iloc[:, 0].items()]
+            (out / "scores.json").write_text(json.dumps(rows))
+
+        # A checkpoint in the run store is named by its place there (its key hashes its config and code); one
+        # elsewhere by its absolute path.
+        where, root = Path(policy_dir).resolve(), store.root.resolve()
+        config = {"policy": str(where.relative_to(root) if where.is_relative_to(root) else where),
+                  "suites": [list(x) for x in suites], **eval_options}
+        path = store.get_or_create("evaluation", config, EVAL_CODE, build, desc=name)
+        return json.loads((path / "scores.json").read_text())
 
     rows, bases = [], {}
     for cfg in configs:
         if cfg.policy not in bases:
-            bases[cfg.policy] = scores(load_policy(cfg.policy), f"base {cfg.policy}")
+            base_dir = base_policy(cfg.policy, store=store)[1] if cfg.policy in PRETRAIN_TIERS else cfg.policy
+            bases[cfg.policy] = scores(base_dir, f"base {cfg.policy}")
             rows += [{"algorithm": "base", "reward": "none", "policy": cfg.policy, "seed": None, **r}
                      for r in bases[cfg.policy]]
         path = rl_run(cfg, store=store, progress=progress)
         curve = [json.loads(line)["reward_mean"] for line in open(path / "metrics.jsonl")]
-        trained = scores(JanusPolicy.from_pretrained(path / "policy"), f"{cfg.algorithm} seed {cfg.seed}")
+        trained = scores(path / "policy", f"{cfg.algorithm} seed {cfg.seed}")
         rows += [{"algorithm": cfg.algorithm, "reward": reward_label(cfg), "policy": cfg.policy, "seed": cfg.seed, **r,
                   "reward_first10": float(np.mean(curve[:10])), "reward_last10": float(np.mean(curve[-10:])),
                   "run": str(path)} for r in trained]
     return pd.DataFrame(rows)
 
 
-__all__ = ["RL_CODE", "before_after", "reward_label", "rl_run"]
+__all__ = ["EVAL_CODE", "RL_CODE", "before_after", "reward_label", "rl_run"]
