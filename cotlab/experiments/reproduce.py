@@ -31,6 +31,7 @@ CHAPTERS: list[str] = [
     "01_base_model",
     "02_reward_models",
     "03_grpo_vs_dpo",
+    "04_reward_to_rl",
 ]
 
 #: What each chapter reads from earlier ones (base model, reward models): a change upstream reruns it.
@@ -39,6 +40,7 @@ DEPENDS: dict[str, list[str]] = {
     "01_base_model": [],
     "02_reward_models": ["01_base_model"],
     "03_grpo_vs_dpo": ["01_base_model", "02_reward_models"],
+    "04_reward_to_rl": ["02_reward_models", "03_grpo_vs_dpo"],
 }
 
 KERNEL_NAME = "python3"

@@ -66,6 +66,18 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": {"rl_preset": "default", "seeds": [0, 1, 2], "rewards": _RL_REWARDS, "reward_training": {},
                   "images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0], "grid_prompts": 6},
     },
+    # The chapter-3 runs and evaluations (same parameters, so read from the run store) against Best-of-N.
+    "04_reward_to_rl": {
+        "smoke": {"rl_preset": "smoke", "seeds": [0, 1], "rewards": _RL_REWARDS, "reward_training": _SMOKE_REWARD,
+                  "images_per_prompt": 1, "prompts_per_category": 2, "eval_seeds": [0], "best_of": 4,
+                  "reward_seeds": [0, 1]},
+        "default": {"rl_preset": "default", "seeds": [0, 1, 2], "rewards": _RL_REWARDS, "reward_training": {},
+                    "images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0], "best_of": 4,
+                    "reward_seeds": [0, 1, 2]},
+        "paper": {"rl_preset": "default", "seeds": [0, 1, 2], "rewards": _RL_REWARDS, "reward_training": {},
+                  "images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0], "best_of": 4,
+                  "reward_seeds": [0, 1, 2]},
+    },
 }
 
 
