@@ -29,7 +29,7 @@ def clip_dir(tmp_path_factory):
     """A random CLIP (hidden 32, 2 layers, 32 px images in 8 px patches) with a letter-level CLIP tokenizer."""
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for suffix in ("", "</w>"):
-        vocab.update({c + suffix: len(vocab) for c in string.ascii_lowercase})
+        vocab.update({c + suffix: len(vocab) + i for i, c in enumerate(string.ascii_lowercase)})
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     config = CLIPConfig(

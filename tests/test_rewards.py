@@ -50,8 +50,8 @@ def test_composite_from_the_registry():
     rm = get("composite", components=[{"name": "metric", "weight": 0.5, "normalization": "zscore"}])
     assert isinstance(rm, CompositeReward) and isinstance(rm.components[0][0].rm, MetricReward)  # cached
     assert rm.name == "0.5*zscore(metric)"
-    with pytest.raises(ValueError, match="unknown reward model 'hps'; available: clipscore, composite, judge, metric, preference, vlm_judge"):
-        get("composite", components=[{"name": "hps"}])
+    with pytest.raises(ValueError, match="unknown reward model 'pickscore'; available: clipscore, composite, hps, imagereward, judge, metric, preference, vlm_judge"):
+        get("composite", components=[{"name": "pickscore"}])
     with pytest.raises(ValueError, match="a composite component is"):
         get("composite", components=[{"name": "metric", "scale": 2}])
     assert "composite" in rewards.available()

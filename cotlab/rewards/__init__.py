@@ -70,6 +70,7 @@ def checked_rewards(rm: RewardModel, prompts: list[str], images: list, metadata=
 
 from .compose import CachedReward, CompositeReward, composite  # noqa: E402  (compose imports get, checked_rewards)
 from .learned import LearnedReward, learned_reward  # noqa: E402
+from .paper_models import HPSv2, ImageReward, hps, imagereward  # noqa: E402  (models load on first use)
 from .real import CLIPScore, VLMJudge, clipscore, vlm_judge  # noqa: E402  (transformers models load on first use)
 
 register("composite", composite)
@@ -77,6 +78,8 @@ register("preference", partial(learned_reward, "preference"))
 register("judge", partial(learned_reward, "judge"))
 register("clipscore", clipscore)
 register("vlm_judge", vlm_judge)
+register("hps", hps)
+register("imagereward", imagereward)
 
 
 def cached(rm: RewardModel) -> RewardModel:
@@ -85,5 +88,5 @@ def cached(rm: RewardModel) -> RewardModel:
     return rm if isinstance(rm, (CachedReward, CompositeReward)) else CachedReward(rm)
 
 
-__all__ = ["CLIPScore", "CachedReward", "CompositeReward", "LearnedReward", "MetricReward", "RewardModel", "VLMJudge",
-           "available", "cached", "checked_rewards", "get", "register"]
+__all__ = ["CLIPScore", "CachedReward", "CompositeReward", "HPSv2", "ImageReward", "LearnedReward", "MetricReward",
+           "RewardModel", "VLMJudge", "available", "cached", "checked_rewards", "get", "register"]
