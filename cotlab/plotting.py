@@ -28,3 +28,23 @@ def image_grid(images, titles=None, ncols: int = 6, scale: float = 1.8, wrap: in
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def sweep_plot(results, variable: str, *, title: str = "", xlabel: str | None = None):
+    """ID and OOD overall score against a swept `variable` (a column of `before_after`'s table), one line per
+    algorithm with 95% intervals over seeds, the base model as a dotted line; returns the figure."""
+    import seaborn as sns
+
+    overall = results[results["category"] == "overall"]
+    base = overall[overall["algorithm"] == "base"].set_index("suite")["value"]
+    trained = overall[overall["algorithm"] != "base"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, (suite, name) in zip(axes, (("compbench", "in domain (CompBench-style val)"),
+                                        ("geneval", "out of domain (GenEval-style)"))):
+        sns.pointplot(trained[trained["suite"] == suite], x=variable, y="value", hue="algorithm",
+                      hue_order=["grpo", "dpo"], errorbar=("ci", 95), dodge=0.2, ax=ax)
+        ax.axhline(base[suite], color="grey", ls=":", lw=1, label="base")
+        ax.set(title=f"{title}: {name}" if title else name, xlabel=xlabel or variable, ylabel="overall score")
+        ax.legend()
+    fig.tight_layout()
+    return fig

@@ -32,6 +32,9 @@ CHAPTERS: list[str] = [
     "02_reward_models",
     "03_grpo_vs_dpo",
     "04_reward_to_rl",
+    "05_samples_per_prompt",
+    "06_data_scaling",
+    "07_iterative",
 ]
 
 #: What each chapter reads from earlier ones (base model, reward models): a change upstream reruns it.
@@ -41,6 +44,9 @@ DEPENDS: dict[str, list[str]] = {
     "02_reward_models": ["01_base_model"],
     "03_grpo_vs_dpo": ["01_base_model", "02_reward_models"],
     "04_reward_to_rl": ["02_reward_models", "03_grpo_vs_dpo"],
+    "05_samples_per_prompt": ["01_base_model"],
+    "06_data_scaling": ["01_base_model"],
+    "07_iterative": ["01_base_model"],
 }
 
 KERNEL_NAME = "python3"

