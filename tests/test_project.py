@@ -134,6 +134,10 @@ def test_notebook_has_one_parameters_cell_matching_presets(path):
         assert set(names) == set(preset), (
             f"{path.name}, tier {tier}: notebook parameters {sorted(names)} != preset keys {sorted(preset)}"
         )
+    defaults: dict = {}
+    exec(cells[0].source, defaults)  # plain assignments of literals
+    assert {k: defaults[k] for k in names} == notebook_parameters(path.stem, "default"), (
+        f"{path.name}: the parameters cell's values are not the default tier's (JupyterLab runs them as they are)")
 
 
 def _toc_files(node) -> list[str]:

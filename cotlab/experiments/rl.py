@@ -144,6 +144,26 @@ def summarize_runs(results, by=("reward", "algorithm")):
     return pd.DataFrame(rows)
 
 
+def algorithm_gaps(results, by: str = "reward"):
+    """GRPO minus DPO overall score per value of `by` and suite, paired by seed (a seed's GRPO and DPO runs are
+    aligned): mean, 95% t-interval half-width, and which algorithm leads ("GRPO", "DPO", or "neither" when the
+    interval includes 0)."""
+    import pandas as pd
+
+    from cotlab.evaluation import mean_ci
+
+    overall = results[(results["category"] == "overall") & (results["algorithm"] != "base")]
+    rows = []
+    for value, group in overall.groupby(by, sort=False):
+        for suite, name in (("compbench", "ID"), ("geneval", "OOD")):
+            by_seed = group[group["suite"] == suite].pivot_table(index="seed", columns="algorithm", values="value")
+            diff, half = mean_ci(by_seed["grpo"] - by_seed["dpo"])
+            lead = "neither" if abs(diff) <= half else ("GRPO" if diff > 0 else "DPO")
+            rows.append({by: _plain(value), "suite": name, "GRPO - DPO": diff, "±95%": half, "ahead": lead,
+                         "seeds": len(by_seed)})
+    return pd.DataFrame(rows)
+
+
 def sweep_change(results, variable: str) -> list[str]:
     """Markdown lines: per algorithm and suite, the overall score at the smallest and the largest value of the swept
     `variable`, and their difference paired by seed (mean and 95% t-interval), with a verdict."""
@@ -165,5 +185,5 @@ def sweep_change(results, variable: str) -> list[str]:
     return lines
 
 
-__all__ = ["EVAL_CODE", "RL_CODE", "before_after", "reward_label", "rl_run", "summarize_runs",
+__all__ = ["EVAL_CODE", "RL_CODE", "algorithm_gaps", "before_after", "reward_label", "rl_run", "summarize_runs",
            "sweep_change"]

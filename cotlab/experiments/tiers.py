@@ -96,9 +96,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "05_samples_per_prompt": _scaling(smoke={"group_sizes": [2, 4], "images_per_step": 32},
                                       default={"group_sizes": [2, 4, 8], "images_per_step": 32}),
     "06_data_scaling": _scaling(smoke={"category_counts": [1], "prompt_counts": [20]},
-                                default={"category_counts": [1, 3], "prompt_counts": [100]}),
+                                default={"category_counts": [1], "prompt_counts": [100]}),
     "07_iterative": _scaling(smoke={"rounds": [1, 2], "steps_per_round": 4},
-                             default={"rounds": [1, 2, 3], "steps_per_round": 20}),
+                             default={"rounds": [1, 2, 3], "steps_per_round": 14}),
 }
 
 
