@@ -35,6 +35,7 @@ CHAPTERS: list[str] = [
     "05_samples_per_prompt",
     "06_data_scaling",
     "07_iterative",
+    "09_findings",
 ]
 
 #: What each chapter reads from earlier ones (base model, reward models): a change upstream reruns it.
@@ -47,6 +48,8 @@ DEPENDS: dict[str, list[str]] = {
     "05_samples_per_prompt": ["01_base_model"],
     "06_data_scaling": ["01_base_model"],
     "07_iterative": ["01_base_model"],
+    "09_findings": ["03_grpo_vs_dpo", "04_reward_to_rl", "05_samples_per_prompt", "06_data_scaling",
+                    "07_iterative"],
 }
 
 KERNEL_NAME = "python3"

@@ -144,19 +144,21 @@ def summarize_runs(results, by=("reward", "algorithm")):
     return pd.DataFrame(rows)
 
 
-def algorithm_gaps(results, by: str = "reward"):
-    """GRPO minus DPO overall score per value of `by` and suite, paired by seed (a seed's GRPO and DPO runs are
-    aligned): mean, 95% t-interval half-width, and which algorithm leads ("GRPO", "DPO", or "neither" when the
-    interval includes 0)."""
+def algorithm_gaps(results, by: str = "reward", category: str = "overall"):
+    """GRPO minus DPO score per value of `by` and suite, for one `category` (a CompBench-style category, a
+    GenEval-style task, or "overall"), paired by seed (a seed's GRPO and DPO runs are aligned): mean, 95% t-interval
+    half-width, and which algorithm leads ("GRPO", "DPO", or "neither" when the interval includes 0)."""
     import pandas as pd
 
     from cotlab.evaluation import mean_ci
 
-    overall = results[(results["category"] == "overall") & (results["algorithm"] != "base")]
+    overall = results[(results["category"] == category) & (results["algorithm"] != "base")]
     rows = []
     for value, group in overall.groupby(by, sort=False):
         for suite, name in (("compbench", "ID"), ("geneval", "OOD")):
             by_seed = group[group["suite"] == suite].pivot_table(index="seed", columns="algorithm", values="value")
+            if by_seed.empty:  # the category belongs to the other suite
+                continue
             diff, half = mean_ci(by_seed["grpo"] - by_seed["dpo"])
             lead = "neither" if abs(diff) <= half else ("GRPO" if diff > 0 else "DPO")
             rows.append({by: _plain(value), "suite": name, "GRPO - DPO": diff, "±95%": half, "ahead": lead,

@@ -99,6 +99,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                                 default={"category_counts": [1], "prompt_counts": [100]}),
     "07_iterative": _scaling(smoke={"rounds": [1, 2], "steps_per_round": 4},
                              default={"rounds": [1, 2, 3], "steps_per_round": 14}),
+    # Reads the runs of chapters 3-7 with their own parameters in the tier it names.
+    "09_findings": {tier: {"tier": "default" if tier == "paper" else tier} for tier in TIERS},
 }
 
 
