@@ -12,7 +12,7 @@ from cotlab.policy.pretrain import CODE as BASE_CODE
 
 RL_CODE = ("cotlab.training", "cotlab.losses", "cotlab.rewards", *BASE_CODE)
 # What an evaluation's numbers depend on besides the policy's weights (the policy's own code is part of its key).
-EVAL_CODE = ("cotlab.evaluation", "cotlab.world", *BASE_CODE)
+EVAL_CODE = (str(Path(__file__).parents[1] / "evaluation" / "shapeworld.py"), "cotlab.world", *BASE_CODE)
 
 
 def rl_run(cfg, *, store=None, progress: bool = True, checkpoint_every: int = 10) -> Path:
