@@ -15,6 +15,7 @@ grid at 384 px, hidden 2048, 16 heads) but only a couple of layers and a small M
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -306,4 +307,201 @@ def format_rl_step(result: dict) -> str:
         lines.append(f"{algorithm:<6}" + "".join(f"{r[p]:>11.3f}" for p in (*STEP_PHASES, "total"))
                      + f"{r['images_per_step']:>9.0f}")
     lines.append(f"ratio DPO/GRPO (total): {result['ratio_dpo_over_grpo']:.2f}x")
+    return "\n".join(lines)
+
+
+LOGPROB_METHODS = ("plain", "trl", "chunked")
+# The issue's goal for the chunked path, against plain log_softmax + gather: peak memory and time at most these.
+LOGPROB_GOAL = {"memory": 0.25, "time": 1.2}
+
+
+def peak_memory_bytes(fn, device: torch.device) -> int:
+    """Peak bytes allocated by torch while ``fn()`` runs, above what was allocated when it began.
+
+    CUDA: `torch.cuda.max_memory_allocated`. CPU, where torch keeps no such statistic (and `tracemalloc` does not see
+    torch's allocations): torch's profiler with ``profile_memory=True`` records every CPU allocation and free with the
+    allocator's running total (`total_allocated`) at that moment; the peak is the largest total minus the total
+    before the first event. Both count only tensors' memory, not the interpreter's or the allocator's slack."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
+            events.append((node.start_time_ns, node.extra_fields.alloc_size, node.extra_fields.total_allocated))
+    if not events:
+        return 0
+    _, first_size, first_total = min(events)
+    return max(total for _, _, total in events) - (first_total - first_size)
+
+
+def bench_logprobs(sequences: int = 1, hidden_size: int = 64, vocab_size: int = JANUS_PRO_CODEBOOK,
+                   tokens: int = JANUS_PRO_GRID ** 2, temperature: float = 1.0, token_chunk: int | None = None,
+                   vocab_chunk: int | None = None, repeats: int = 5, warmup: int = 1, seed: int = 0,
+                   device: str | None = None, threads: int | None = None, verbose: bool = False) -> dict:
+    """Peak memory and seconds of per-token log-probs from hidden states, forward and backward (the loss is their sum;
+    gradients for the hidden states, the head's weight and its bias), three ways on the same random fp32 inputs:
+
+    * ``plain``: ``log_softmax((h @ W.T + b) / temperature).gather(tokens)``;
+    * ``trl``: the same logits, then TRL's `selective_log_softmax` (per-sequence log-sum-exp); the logits count in its
+      memory, since the comparison is the whole path from hidden states;
+    * ``chunked``: `cotlab.kernels.logprobs_from_hidden` (``token_chunk`` / ``vocab_chunk`` left as None take its
+      defaults).
+
+    Defaults are Janus-Pro's image side: 16,384 codes and 576 tokens per image, ``sequences`` images; ``hidden_size``
+    is 2048 in Janus-Pro-1B, 64 by default here to keep a CPU run short (the head's matmuls grow with it, the softmax
+    work does not). Times are medians over ``repeats`` after ``warmup`` rounds, the three run interleaved with the
+    first one rotating each repeat. Peak memory is measured once per method by `peak_memory_bytes` (CUDA's allocator
+    statistics, or torch's profiler on CPU) and includes the gradients, which are the same for all three.
+    Returns a JSON-able dict; ``memory_ratio`` and ``time_ratio`` are each method's over plain's, and
+    ``memory_ratio_without_gradients`` the memory ratio once the gradients' bytes are taken off both peaks (what the
+    chunking changes; the head's weight gradient, V x D, dominates the peaks when D is large and the batch small).
+    ``goal_met``: the chunked path within `LOGPROB_GOAL` on ``memory_ratio`` (gradients included) and ``time_ratio``."""
+    from cotlab.kernels import TOKEN_CHUNK, VOCAB_CHUNK
+
+    if min(sequences, hidden_size, vocab_size, tokens) < 1:
+        raise ValueError(f"sequences, hidden_size, vocab_size and tokens must be at least 1, got {sequences}, "
+                         f"{hidden_size}, {vocab_size} and {tokens}")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be at least 1 and warmup at least 0, got {repeats} and {warmup}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    token_chunk = TOKEN_CHUNK if token_chunk is None else token_chunk
+    vocab_chunk = VOCAB_CHUNK if vocab_chunk is None else vocab_chunk
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, token_chunk, vocab_chunk,
+                               repeats, warmup, seed, device, verbose)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, token_chunk, vocab_chunk, repeats,
+                    warmup, seed, device, verbose) -> dict:
+    from trl.trainer.utils import selective_log_softmax
+
+    from cotlab.kernels import logprobs_from_hidden
+
+    dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    generator = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(sequences, tokens, hidden_size, generator=generator).to(dev).requires_grad_()
+    weight = (torch.randn(vocab_size, hidden_size, generator=generator) / hidden_size ** 0.5).to(dev).requires_grad_()
+    bias = (0.1 * torch.randn(vocab_size, generator=generator)).to(dev).requires_grad_()
+    targets = torch.randint(0, vocab_size, (sequences, tokens), generator=generator).to(dev)
+    inputs = (hidden, weight, bias)
+
+    def logits():
+        return hidden @ weight.T + bias
+
+    forwards = {
+        "plain": lambda: torch.log_softmax(logits() / temperature, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1),
+        "trl": lambda: selective_log_softmax(logits(), targets, temperature=temperature),
+        "chunked": lambda: logprobs_from_hidden(hidden, weight, targets, bias, temperature=temperature,
+                                                token_chunk=token_chunk, vocab_chunk=vocab_chunk),
+    }
+
+    def forward_backward(name):
+        logprobs = forwards[name]()
+        logprobs.sum().backward()
+        return logprobs.detach()
+
+    def clear_gradients():  # outside the measurements, so that each starts from the same allocations
+        for tensor in inputs:
+            tensor.grad = None
+
+    values, times = {}, {name: [] for name in LOGPROB_METHODS}
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    for i in range(warmup + repeats):
+        shift = i % len(LOGPROB_METHODS)
+        for name in LOGPROB_METHODS[shift:] + LOGPROB_METHODS[:shift]:
+            clear_gradients()
+            _sync(dev)
+            start = time.perf_counter()
+            values[name] = forward_backward(name)
+            _sync(dev)
+            elapsed = time.perf_counter() - start
+            if i >= warmup:
+                times[name].append(elapsed)
+            if verbose:
+                tag = "warmup" if i < warmup else f"repeat {i - warmup + 1}/{repeats}"
+                print(f"  [{tag}] {name:8s} {elapsed:8.3f} s", flush=True)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    peaks = {}
+    for name in LOGPROB_METHODS:
+        clear_gradients()
+        peaks[name] = peak_memory_bytes(functools.partial(forward_backward, name), dev)
+
+    rows = sequences * tokens
+    result = {
+        "benchmark": "logprobs",
+        "sequences": sequences,
+        "tokens": tokens,
+        "hidden_size": hidden_size,
+        "vocab_size": vocab_size,
+        "temperature": temperature,
+        "dtype": "float32",
+        "token_chunk": token_chunk,
+        "vocab_chunk": vocab_chunk,
+        "logits_bytes": rows * vocab_size * 4,  # one fp32 copy of the full logits
+        "gradient_bytes": sum(t.numel() for t in inputs) * 4,  # grads of hidden, weight and bias: in every peak
+        "repeats": repeats,
+        "warmup": warmup,
+        "seed": seed,
+        "order": "interleaved, rotating which goes first",
+        "peak_memory_method": ("torch.cuda.max_memory_allocated" if dev.type == "cuda"
+                               else "torch.profiler allocation events (total_allocated)"),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(dev),
+        "device_name": (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+                        else platform.processor() or platform.machine()),
+        "torch_version": torch.__version__,
+        "trl_version": __import__("trl").__version__,
+        "loadavg_1min": [load_start, load_end],
+    }
+    for name in LOGPROB_METHODS:
+        result[name] = {**_summary(times[name], rows), "peak_bytes": peaks[name],
+                        "max_abs_diff_vs_plain": (values[name] - values["plain"]).abs().max().item()}
+    for name in LOGPROB_METHODS:
+        result[name]["memory_ratio"] = peaks[name] / peaks["plain"]
+        result[name]["memory_ratio_without_gradients"] = ((peaks[name] - result["gradient_bytes"])
+                                                          / (peaks["plain"] - result["gradient_bytes"]))
+        result[name]["time_ratio"] = result[name]["median_s"] / result["plain"]["median_s"]
+    result["goal_met"] = (result["chunked"]["memory_ratio"] <= LOGPROB_GOAL["memory"]
+                          and result["chunked"]["time_ratio"] <= LOGPROB_GOAL["time"])
+    return result
+
+
+def format_logprobs(result: dict) -> str:
+    """A table of a `bench_logprobs` result: time and peak memory per method, and their ratios to plain."""
+    lines = [f"per-token log-probs from hidden states, forward + backward: {result['sequences']} x {result['tokens']} "
+             f"tokens, {result['vocab_size']} codes, hidden {result['hidden_size']}, fp32, temperature "
+             f"{result['temperature']:g}; chunked tile {result['token_chunk']} x {result['vocab_chunk']}",
+             f"{result['repeats']} repeats after {result['warmup']} warmup, device {result['device']} "
+             f"({result['torch_threads']} torch threads); peak memory by {result['peak_memory_method']}; one fp32 "
+             f"copy of the logits is {result['logits_bytes'] / 2**20:.1f} MiB, the gradients (in every peak) "
+             f"{result['gradient_bytes'] / 2**20:.1f} MiB",
+             "",
+             f"{'method':<9}{'median s':>10}{'min s':>9}{'max s':>9}{'peak MiB':>10}{'time/plain':>12}"
+             f"{'memory/plain':>14}{'(w/o grads)':>13}{'max |diff|':>12}"]
+    for name in LOGPROB_METHODS:
+        r = result[name]
+        lines.append(f"{name:<9}{r['median_s']:>10.4f}{r['min_s']:>9.4f}{r['max_s']:>9.4f}"
+                     f"{r['peak_bytes'] / 2**20:>10.1f}{r['time_ratio']:>12.2f}{r['memory_ratio']:>14.3f}"
+                     f"{r['memory_ratio_without_gradients']:>13.3f}{r['max_abs_diff_vs_plain']:>12.1e}")
+    lines += ["", f"goal (chunked: memory <= {LOGPROB_GOAL['memory']:.0%} of plain at <= {LOGPROB_GOAL['time']}x "
+                  f"its time): {'met' if result['goal_met'] else 'not met'} "
+                  f"(1-min load average {_load(result['loadavg_1min'])})"]
     return "\n".join(lines)

@@ -82,11 +82,25 @@ def add_pretrain(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from cotlab.bench import bench_rl_step, bench_sampler, format_rl_step, format_sampler, write_json
+    from cotlab.bench import (
+        bench_logprobs,
+        bench_rl_step,
+        bench_sampler,
+        format_logprobs,
+        format_rl_step,
+        format_sampler,
+        write_json,
+    )
 
     if args.what == "step":
         result = bench_rl_step(tier=args.tier, steps=args.steps, seed=args.seed, threads=args.threads)
         print(format_rl_step(result))
+    elif args.what == "logprobs":
+        result = bench_logprobs(sequences=args.sequences, hidden_size=args.hidden_size, temperature=args.temperature,
+                                token_chunk=args.token_chunk, vocab_chunk=args.vocab_chunk,
+                                repeats=5 if args.repeats is None else args.repeats, warmup=args.warmup,
+                                seed=args.seed, device=args.device, threads=args.threads, verbose=args.verbose)
+        print(format_logprobs(result))
     else:
         result = bench_sampler(size=args.size, batch_prompts=args.batch_prompts, num_samples=args.num_samples,
                                guidance_scale=args.cfg, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
@@ -100,13 +114,15 @@ def _bench(args: argparse.Namespace) -> int:
 def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="speed benchmarks: the CFG sampler against transformers' generate; GRPO and DPO steps",
+        help="speed benchmarks: the CFG sampler against transformers' generate; GRPO and DPO steps; log-probs",
         description="`sampler`: image tokens per second of JanusPolicy.sample and of transformers' "
         "generate(generation_mode='image') on the same batch, same CFG, sampling at temperature 1, timed "
         "interleaved (median of repeats). Random weights; no image decode. `step`: seconds per GRPO and per DPO "
-        "step of a ShapeWorld preset, split into sampling / scoring / reference / update.",
+        "step of a ShapeWorld preset, split into sampling / scoring / reference / update. `logprobs`: time and peak "
+        "memory of per-token log-probs from hidden states at Janus-Pro's shapes (16384 codes, 576 tokens), forward "
+        "and backward: plain log_softmax + gather, TRL's selective_log_softmax, and cotlab.kernels' chunked one.",
     )
-    parser.add_argument("what", choices=("sampler", "step"), help="what to benchmark")
+    parser.add_argument("what", choices=("sampler", "step", "logprobs"), help="what to benchmark")
     parser.add_argument("--tier", choices=("smoke", "default"), default="default",
                         help="step: the training preset (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=3, help="step: optimizer steps per algorithm (default: 3)")
@@ -117,6 +133,19 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-samples", type=int, default=None,
                         help="images per prompt (default: 4; 1 with --janus-pro-shaped)")
     parser.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance weight (default: %(default)s)")
+    parser.add_argument("--sequences", type=int, default=1,
+                        help="logprobs: images of 576 tokens per batch (default: %(default)s)")
+    parser.add_argument("--hidden-size", type=int, default=64,
+                        help="logprobs: hidden size D of the states and the head (Janus-Pro-1B: 2048; default: "
+                        "%(default)s)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="logprobs: softmax temperature (default: %(default)s)")
+    parser.add_argument("--token-chunk", type=int, default=None,
+                        help="logprobs: tokens per tile of the chunked path (default: cotlab.kernels.TOKEN_CHUNK)")
+    parser.add_argument("--vocab-chunk", type=int, default=None,
+                        help="logprobs: codes per tile of the chunked path (default: cotlab.kernels.VOCAB_CHUNK)")
+    parser.add_argument("--device", default=None,
+                        help="logprobs: torch device (default: cuda when available, else cpu)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats, median reported (default: 5; 1 with --janus-pro-shaped)")
     parser.add_argument("--warmup", type=int, default=1,
