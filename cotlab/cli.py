@@ -244,11 +244,33 @@ def add_train_reward(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_train_reward)
 
 
+def _screenshots(args: argparse.Namespace) -> int:
+    from cotlab.experiments.screenshots import screenshot_book
+
+    try:
+        shots = screenshot_book(args.html, args.out)
+    except (FileNotFoundError, RuntimeError) as e:
+        raise SystemExit(f"cotlab screenshots: {e}")
+    print("\n".join(str(s) for s in shots))
+    return 0
+
+
+def add_screenshots(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "screenshots", help="full-page PNGs of every built book page, in headless Chromium",
+        description="Render every chapter of the built book (after `cotlab reproduce`) in headless Chromium and "
+        "save one PNG per page, to check the book as a reader sees it.")
+    parser.add_argument("--html", default="_build/html", help="the built book (default: %(default)s)")
+    parser.add_argument("--out", default="_build/screenshots", help="where the PNGs go (default: %(default)s)")
+    parser.set_defaults(handler=_screenshots)
+
+
 VERBS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_reproduce,
     add_pretrain,
     add_train,
     add_train_reward,
+    add_screenshots,
     add_bench,
 ]
 
