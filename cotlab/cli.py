@@ -244,6 +244,33 @@ def add_train_reward(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_train_reward)
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from cotlab.experiments.plan import GPUS, MODELS, format_plan, plan_table
+
+    models = args.model or list(MODELS)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or args.gpu not in GPUS:
+        raise SystemExit(f"cotlab plan: unknown model {unknown} or gpu {args.gpu!r}; models: {', '.join(MODELS)}; "
+                         f"gpus: {', '.join(GPUS)}")
+    table = plan_table(models, gpu=args.gpu, prompts_per_step=args.prompts_per_step,
+                       num_generations=args.num_generations, lean_logprobs=args.lean_logprobs)
+    print(format_plan(table))
+    return 0
+
+
+def add_plan(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plan", help="estimated memory per GPU and seconds per step for Janus-Pro runs (a cost model, not a measurement)",
+        description="Size a paper-scale run before launching it: GRPO and DPO on Janus-Pro-1B/7B, on 1 GPU (DDP) and "
+        "8 GPUs (ZeRO-2, ZeRO-3, FSDP). Formulas and sources: cotlab/experiments/plan.py.")
+    parser.add_argument("--model", action="append", default=None, help="janus-pro-1b or janus-pro-7b (repeatable)")
+    parser.add_argument("--gpu", default="h100-80gb", help="h100-80gb or a100-80gb (default: %(default)s)")
+    parser.add_argument("--prompts-per-step", type=int, default=8)
+    parser.add_argument("--num-generations", type=int, default=4)
+    parser.add_argument("--lean-logprobs", action="store_true", help="the tiled log-prob path (cotlab.kernels)")
+    parser.set_defaults(handler=_plan)
+
+
 def _screenshots(args: argparse.Namespace) -> int:
     from cotlab.experiments.screenshots import screenshot_book
 
@@ -271,6 +298,7 @@ VERBS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_train,
     add_train_reward,
     add_screenshots,
+    add_plan,
     add_bench,
 ]
 
