@@ -256,7 +256,8 @@ def write_json(result: dict, path) -> Path:
 STEP_PHASES = ("sampling", "scoring", "reference", "update")
 
 
-def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads: int | None = None) -> dict:
+def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads: int | None = None,
+                  compare_plain: bool = False) -> dict:
     """Seconds per optimizer step of GRPO and of DPO with the aligned configs of preset `tier`, split into sampling
     (the CFG sampler), scoring (decode + reward), reference (the frozen reference's log-probs) and update (policy
     log-probs, loss, backward, optimizer).
@@ -264,7 +265,8 @@ def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads:
     Both run `steps` steps on the same random policy of the tier's size with the exact metric reward, one after the
     other in this process. DPO samples and scores the whole round before its first step; its per-step figures are the
     round's totals divided by `steps`, so the two rows compare the same number of images. Random weights: speed does
-    not depend on training (pair counts do a little, through ties)."""
+    not depend on training (pair counts do a little, through ties). With `compare_plain`, each algorithm also runs
+    with `lean_logprobs=False` (full logits), side by side, and the ratio of update seconds is reported."""
     from cotlab.policy import build_shapeworld_policy
     from cotlab.rewards import MetricReward
     from cotlab.training import PRESETS, preset, trainer_for
@@ -279,8 +281,10 @@ def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads:
     try:
         result = {"benchmark": "rl_step", "tier": tier, "steps": steps, "seed": seed,
                   "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}
-        for algorithm in ("grpo", "dpo"):
-            cfg = preset(tier, algorithm, max_steps=steps, seed=seed, report_to=())
+        variants = [(a, a, True) for a in ("grpo", "dpo")]
+        variants += [(f"{a}_plain", a, False) for a in ("grpo", "dpo")] if compare_plain else []
+        for name, algorithm, lean in variants:
+            cfg = preset(tier, algorithm, max_steps=steps, seed=seed, report_to=(), lean_logprobs=lean)
             policy = build_shapeworld_policy(cfg.policy, seed=seed)
             trainer = trainer_for(cfg, policy=policy, reward_model=MetricReward(), progress=False)
             began = time.perf_counter()
@@ -288,11 +292,14 @@ def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads:
             wall = time.perf_counter() - began
             rows = trainer.history
             per_step = {phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / steps for phase in STEP_PHASES}
-            result[algorithm] = {**per_step, "total": wall / steps,
+            result[name] = {**per_step, "total": wall / steps,
                                  "images_per_step": sum(r["images_sampled"] for r in rows) / steps,
                                  "prompts_per_step": cfg.prompts_per_step, "num_generations": cfg.num_generations,
                                  "beta": cfg.beta}
         result["ratio_dpo_over_grpo"] = result["dpo"]["total"] / result["grpo"]["total"]
+        if compare_plain:
+            for a in ("grpo", "dpo"):
+                result[f"ratio_update_lean_over_plain_{a}"] = result[a]["update"] / result[f"{a}_plain"]["update"]
         return result
     finally:
         torch.set_num_threads(previous_threads)
@@ -301,12 +308,17 @@ def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads:
 def format_rl_step(result: dict) -> str:
     lines = [f"seconds per optimizer step, ShapeWorld {result['tier']} preset, {result['steps']} steps, random "
              f"weights, {result['torch_threads']} torch threads",
-             f"{'':<6}" + "".join(f"{p:>11}" for p in (*STEP_PHASES, "total")) + f"{'images':>9}"]
-    for algorithm in ("grpo", "dpo"):
-        r = result[algorithm]
-        lines.append(f"{algorithm:<6}" + "".join(f"{r[p]:>11.3f}" for p in (*STEP_PHASES, "total"))
-                     + f"{r['images_per_step']:>9.0f}")
+             f"{'':<11}" + "".join(f"{p:>11}" for p in (*STEP_PHASES, "total")) + f"{'images':>9}"]
+    for name in ("grpo", "dpo", "grpo_plain", "dpo_plain"):
+        if name in result:
+            r = result[name]
+            lines.append(f"{name:<11}" + "".join(f"{r[p]:>11.3f}" for p in (*STEP_PHASES, "total"))
+                         + f"{r['images_per_step']:>9.0f}")
     lines.append(f"ratio DPO/GRPO (total): {result['ratio_dpo_over_grpo']:.2f}x")
+    for a in ("grpo", "dpo"):
+        if f"ratio_update_lean_over_plain_{a}" in result:
+            lines.append(f"{a}: update with tiled log-probs / full logits: "
+                         f"{result[f'ratio_update_lean_over_plain_{a}']:.2f}x")
     return "\n".join(lines)
 
 

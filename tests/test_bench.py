@@ -34,8 +34,9 @@ def test_cli_accepts_bench_sampler():
 def test_bench_step_splits_grpo_and_dpo_steps_into_phases():
     from cotlab.bench import STEP_PHASES, bench_rl_step, format_rl_step
 
-    result = bench_rl_step(tier="smoke", steps=1)
-    for algorithm in ("grpo", "dpo"):
+    result = bench_rl_step(tier="smoke", steps=1, compare_plain=True)
+    assert result["ratio_update_lean_over_plain_grpo"] > 0 and "full logits" in format_rl_step(result)
+    for algorithm in ("grpo", "dpo", "grpo_plain", "dpo_plain"):
         r = result[algorithm]
         assert r["images_per_step"] == 32  # the smoke preset: 8 prompts x 4 images, equal for both
         assert all(r[p] >= 0 for p in STEP_PHASES) and r["sampling"] > 0 and r["update"] > 0

@@ -46,6 +46,28 @@ def test_recorded_logprobs_equal_teacher_forced_logprobs(policy, mode, guidance_
     assert (roll.logprobs < 0).all()
 
 
+@pytest.mark.parametrize("mode", ["cond", "cfg"])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_lean_logprobs_equal_the_plain_path_with_gradients(policy, mode, temperature):
+    tokens = policy.sample(PROMPTS, 2, guidance_scale=3.0, generator=torch.Generator().manual_seed(1),
+                           decode=False).image_tokens
+    prompts = [p for p in PROMPTS for _ in range(2)]
+    results, grads = [], []
+    for lean in (False, True):
+        policy.model.zero_grad(set_to_none=True)
+        logp, entropy = policy.token_logprobs(prompts, tokens, mode=mode, guidance_scale=3.0, temperature=temperature,
+                                              with_entropy=True, lean=lean)
+        (logp * torch.linspace(-1, 1, logp.numel()).view_as(logp)).sum().backward()
+        results.append((logp.detach(), entropy))
+        grads.append({n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(results[1][1], results[0][1], atol=1e-5, rtol=0)
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
+    policy.model.zero_grad(set_to_none=True)
+
+
 def test_modes_differ_under_guidance_and_logprobs_are_differentiable(policy):
     roll = policy.sample(PROMPTS[:1], 1, guidance_scale=5.0, generator=torch.Generator().manual_seed(1), decode=False)
     cond = policy.token_logprobs(roll.prompts, roll.image_tokens, mode="cond", guidance_scale=5.0)

@@ -108,7 +108,10 @@ class TeacherForcedLogits(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, image_tokens: torch.Tensor, features: bool = False):
+        """Logits (rows, T, codebook); with `features`, the generation head's input to its last linear layer
+        (rows, T, D) and that layer's weight and bias instead, for log-probs that never hold the logits
+        (`cotlab.kernels.logprobs_from_hidden`)."""
         t = image_tokens.shape[1]
         embeds = torch.cat([self.model.get_input_embeddings()(ids),
                             self.model.prepare_embeddings_for_image_generation(image_tokens[:, :-1])], dim=1)
@@ -116,7 +119,10 @@ class TeacherForcedLogits(torch.nn.Module):
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         hidden = self.model.model.language_model(inputs_embeds=embeds, attention_mask=mask,
                                                  position_ids=positions).last_hidden_state
-        return self.model.model.generation_head(hidden[:, ids.shape[1] - 1:])  # states predicting tokens 0..T-1
+        head, hidden = self.model.model.generation_head, hidden[:, ids.shape[1] - 1:]  # states predicting tokens 0..T-1
+        if not features:
+            return head(hidden)
+        return head.activation_fn(head.proj_out(hidden)), head.vision_head.weight, head.vision_head.bias
 
 
 class JanusPolicy:
@@ -310,11 +316,13 @@ class JanusPolicy:
 
     def token_logprobs(self, prompts: list[str], image_tokens: torch.Tensor, mode: str | None = None,
                        guidance_scale: float = 5.0, temperature: float = 1.0, scorer=None,
-                       with_entropy: bool = False):
+                       with_entropy: bool = False, lean: bool = False):
         """Teacher-forced log pi(x_t | prompt, x_<t) of `image_tokens` (N, T), one forward pass; differentiable.
         `prompts` has one entry per row. `scorer` replaces the policy's own `TeacherForcedLogits` (a trainer passes
         its distributed wrapper of it, or a frozen reference's). `with_entropy` also returns the per-token entropy
-        H_t = -sum_v pi(v) log pi(v) of the same distribution (detached)."""
+        H_t = -sum_v pi(v) log pi(v) of the same distribution (detached). `lean` computes them in tiles from the
+        head's features without holding the (N, T, codebook) logits (`cotlab.kernels`); guidance is applied to the
+        features, which is exact because the head's last layer is affine: W(u + w(c - u)) + b = l_u + w(l_c - l_u)."""
         mode = mode or self.spec.logprob_mode
         if mode not in LOGPROB_MODES:
             raise ValueError(f"unknown logprob_mode {mode!r}; expected one of {', '.join(LOGPROB_MODES)}")
@@ -329,10 +337,21 @@ class JanusPolicy:
         use_cfg = mode == "cfg" and guidance_scale != 1
         if use_cfg:
             ids, mask = self._with_unconditional(ids, mask)
-        logits = (scorer or self.scorer)(ids, mask, torch.cat([image_tokens, image_tokens]) if use_cfg else image_tokens)
+        rows = torch.cat([image_tokens, image_tokens]) if use_cfg else image_tokens
+        temperature = temperature if temperature > 0 else 1.0
+        if lean:
+            from cotlab.kernels import logprobs_from_hidden
+
+            features, weight, bias = (scorer or self.scorer)(ids, mask, rows, features=True)
+            if use_cfg:
+                features = guide(features[:n], features[n:], guidance_scale)
+            out = logprobs_from_hidden(features, weight, image_tokens, bias, temperature=temperature,
+                                       entropy=with_entropy)
+            return (out[0], out[1].detach()) if with_entropy else out
+        logits = (scorer or self.scorer)(ids, mask, rows)
         if use_cfg:
             logits = guide(logits[:n], logits[n:], guidance_scale)
-        logp = (logits.float() / (temperature if temperature > 0 else 1.0)).log_softmax(-1)
+        logp = (logits.float() / temperature).log_softmax(-1)
         token_logp = logp.gather(-1, image_tokens[..., None]).squeeze(-1)
         if not with_entropy:
             return token_logp
