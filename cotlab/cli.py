@@ -93,7 +93,8 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
     if args.what == "step":
-        result = bench_rl_step(tier=args.tier, steps=args.steps, seed=args.seed, threads=args.threads)
+        result = bench_rl_step(tier=args.tier, steps=args.steps, seed=args.seed, threads=args.threads,
+                               compare_plain=args.compare_plain)
         print(format_rl_step(result))
     elif args.what == "logprobs":
         result = bench_logprobs(sequences=args.sequences, hidden_size=args.hidden_size, temperature=args.temperature,
@@ -126,6 +127,8 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tier", choices=("smoke", "default"), default="default",
                         help="step: the training preset (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=3, help="step: optimizer steps per algorithm (default: 3)")
+    parser.add_argument("--compare-plain", action="store_true",
+                        help="step: also run with full-logit log-probs (lean_logprobs=False), side by side")
     parser.add_argument("--size", choices=("tiny", "smoke", "default"), default="default",
                         help="ShapeWorld policy size (default: %(default)s)")
     parser.add_argument("--batch-prompts", type=int, default=None,

@@ -1,13 +1,10 @@
 """CLIPScore and the VLM judge on tiny random checkpoints built here and saved to disk (no hub, no torchvision),
 against hand computations from the models' own outputs."""
-import string
-
 import pytest
 import torch
 from PIL import Image
 from tokenizers import pre_tokenizers
-from transformers import (CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer,
-                          LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
+from transformers import (CLIPModel, CLIPProcessor, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
                           LlavaOnevisionImageProcessorPil, LlavaOnevisionProcessor, Qwen2_5_VLConfig,
                           Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2Tokenizer,
                           Qwen2VLImageProcessorPil)
@@ -22,28 +19,6 @@ PROMPTS = ["a red circle", "two blue squares", "a green star left of a cat", "no
 def images(n):
     """Images of different sizes and colours, so that batches are padded."""
     return [Image.new("RGB", (32 + 8 * (i % 3), 32 + 4 * i), (60 * i % 256, 255 - 40 * i, 90)) for i in range(n)]
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    """A random CLIP (hidden 32, 2 layers, 32 px images in 8 px patches) with a letter-level CLIP tokenizer."""
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for suffix in ("", "</w>"):
-        vocab.update({c + suffix: len(vocab) + i for i, c in enumerate(string.ascii_lowercase)})
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=64, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16)
-    torch.manual_seed(5)  # a seed whose cosines on PROMPTS take both signs
-    path = tmp_path_factory.mktemp("clip")
-    CLIPModel(config).save_pretrained(path)
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(path)
-    return path
 
 
 def test_clipscore_is_2_5_times_the_clipped_cosine_of_the_models_embeddings(clip_dir):

@@ -10,9 +10,9 @@ from cotlab.policy import build_shapeworld_policy
 from cotlab.rewards import MetricReward
 from cotlab.training import DPOConfig, GRPOConfig, aligned, mine_pairs, preset, trainer_for
 
-# Measured on this machine (seed 0): GRPO 0.086 -> 0.427, DPO 0.086 -> 0.423 mean metric reward; the test asks for
-# less than half of the smaller gain.
-SMOKE_MARGIN = 0.15
+# Measured on this machine (seed 0) with the smoke base pretrained with the object-start term: GRPO 0.074 -> 0.157,
+# DPO 0.074 -> 0.352 mean metric reward; the test asks for less than half of the smaller gain.
+SMOKE_MARGIN = 0.04
 PROMPTS = ["a red circle", "two blue squares", "a green cross left of a yellow diamond", "a small striped triangle",
            "a large dotted circle", "a purple cross", "three white circles", "an orange square below a pink circle"]
 
@@ -89,6 +89,24 @@ def test_one_batch_equals_accumulated_micro_batches(base, cls):
     for name in g1:
         # float32 sums in another order: equal to 1e-5 of the tensor's largest gradient
         torch.testing.assert_close(g1[name], g8[name], rtol=1e-4, atol=1e-5 * g1[name].abs().max().item(), msg=name)
+
+
+@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
+@pytest.mark.parametrize("mode", ["cond", "cfg"])
+def test_lean_logprobs_train_as_the_plain_path(base, cls, mode):
+    """The config switch: the tiled log-prob kernel and the full-logits path give the same step (loss, KL, grads)."""
+    results = []
+    for lean in (False, True):
+        trainer = make(tiny(cls, beta=0.1, lean_logprobs=lean, logprob_mode=mode, guidance_scale=3.0), base)
+        grads = captured_gradients(trainer)
+        if cls is DPOConfig:
+            trainer.begin_round(0)
+        results.append((trainer.train_step(0, 0), grads[0]))
+    (plain, g0), (lean, g1) = results
+    for key in ("loss", "kl" if cls is GRPOConfig else "rewards_chosen"):
+        assert lean[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-5 * g0[name].abs().max().item(), msg=name)
 
 
 def test_dpo_at_initialisation_has_loss_log_two(base):

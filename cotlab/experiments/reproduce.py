@@ -35,6 +35,7 @@ CHAPTERS: list[str] = [
     "05_samples_per_prompt",
     "06_data_scaling",
     "07_iterative",
+    "08_paper_scale",
     "09_findings",
 ]
 
@@ -48,6 +49,7 @@ DEPENDS: dict[str, list[str]] = {
     "05_samples_per_prompt": ["01_base_model"],
     "06_data_scaling": ["01_base_model"],
     "07_iterative": ["01_base_model"],
+    "08_paper_scale": [],
     "09_findings": ["03_grpo_vs_dpo", "04_reward_to_rl", "05_samples_per_prompt", "06_data_scaling",
                     "07_iterative"],
 }
@@ -187,6 +189,7 @@ def build_book(book_src: Path, build_dir: Path) -> Path:
         str(book_src / "_config.yml"),
         "--path-output",
         str(path_output),
+        "--all",  # every page: a changed table of contents must reach the navigation of unchanged pages too
         "-W",
         "-n",
         "--keep-going",

@@ -99,6 +99,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                                 default={"category_counts": [1], "prompt_counts": [100]}),
     "07_iterative": _scaling(smoke={"rounds": [1, 2], "steps_per_round": 4},
                              default={"rounds": [1, 2, 3], "steps_per_round": 14}),
+    # The paper-scale path on tiny stand-ins in every tier (no GPU run is part of the book).
+    "08_paper_scale": {tier: {"presets": ["janus-pro-1b", "janus-pro-7b"], "gpu": "h100-80gb", "tiny_steps": 2,
+                              "tiny_prompts_per_step": 2} for tier in TIERS},
     # Reads the runs of chapters 3-7 with their own parameters in the tier it names.
     "09_findings": {tier: {"tier": "default" if tier == "paper" else tier} for tier in TIERS},
 }

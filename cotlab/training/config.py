@@ -46,6 +46,7 @@ class RLConfig:
     temperature: float = 1.0
     top_k: int = 0
     logprob_mode: str | None = None  # None: the policy's own ("cond" or "cfg")
+    lean_logprobs: bool = True  # log-probs in tiles without the full logits (cotlab.kernels); False: the plain path
     sample_batch_images: int = 256  # images per sampler call
     # optimisation
     learning_rate: float = 1e-5
@@ -191,6 +192,17 @@ class DPOConfig(RLConfig):
 
 CONFIGS = {"grpo": GRPOConfig, "dpo": DPOConfig}
 
+def _janus_pro(checkpoint: str) -> dict:
+    """The paper (group 4, mu 1, offline DPO from the base model's samples, T2I-CompBench training prompts) with
+    T2I-R1's settings where it is silent: lr 1e-6, beta 0.01, CFG 5, temperature 1, only the language model trains,
+    bf16, gradient checkpointing and the tiled log-prob path. DPO: the group's earlier recipe (Show-o), beta 0.1,
+    lr 1e-5."""
+    return {"shared": dict(policy=checkpoint, prompts="t2i-compbench", num_generations=4, learning_rate=1e-6,
+                           guidance_scale=5.0, temperature=1.0, mixed_precision="bf16", gradient_checkpointing=True,
+                           lean_logprobs=True, max_steps=1600, prompts_per_step=8, trainable=("model.language_model",)),
+            "grpo": dict(beta=0.01, num_iterations=1), "dpo": dict(beta=0.1, learning_rate=1e-5)}
+
+
 # Presets: shared fields per setting, then per-algorithm fields. Aligned by construction (same ALIGNED_FIELDS).
 PRESETS: dict[str, dict] = {
     # ShapeWorld, CI-sized: the smoke base policy, a few steps.
@@ -203,13 +215,10 @@ PRESETS: dict[str, dict] = {
     "default": {"shared": dict(policy="default", max_steps=40, prompts_per_step=8, num_generations=4,
                                learning_rate=2e-4, guidance_scale=2.0),  # the default base's best weight (tiers.py)
                 "grpo": dict(beta=0.01), "dpo": dict(beta=0.1)},
-    # The paper (group 4, mu 1, offline DPO from the base model's samples) with T2I-R1's settings where it is silent.
-    "paper": {"shared": dict(policy="deepseek-community/Janus-Pro-7B", prompts="t2i-compbench", num_generations=4,
-                             learning_rate=1e-6, guidance_scale=5.0, temperature=1.0, mixed_precision="bf16",
-                             gradient_checkpointing=True, max_steps=1600, prompts_per_step=8,
-                             trainable=("model.language_model",)),
-              # DPO: the group's earlier DPO recipe (Show-o): beta 0.1, lr 1e-5.
-              "grpo": dict(beta=0.01, num_iterations=1), "dpo": dict(beta=0.1, learning_rate=1e-5)},
+    # The paper's setting on Janus-Pro (below); "paper" is its 7B model.
+    **{name: _janus_pro(checkpoint) for name, checkpoint in (("janus-pro-1b", "deepseek-community/Janus-Pro-1B"),
+                                                            ("janus-pro-7b", "deepseek-community/Janus-Pro-7B"),
+                                                            ("paper", "deepseek-community/Janus-Pro-7B"))},
 }
 
 

@@ -38,22 +38,55 @@ def load_policy(name_or_path: str):
 
     if name_or_path in PRETRAIN_TIERS:
         return base_policy(name_or_path)[0]
-    return JanusPolicy.from_pretrained(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if not path.is_dir() and name_or_path.count("/") == 1:  # a hub id: its copy in the local hub cache, if any
+        from huggingface_hub import snapshot_download
+
+        try:
+            path = Path(snapshot_download(name_or_path, local_files_only=True))
+        except Exception as e:  # noqa: BLE001 (huggingface_hub raises several kinds for "not in the cache")
+            raise FileNotFoundError(
+                f"policy {name_or_path!r} is not a base-policy tier ({', '.join(PRETRAIN_TIERS)}), a local directory, "
+                f"or in the local Hugging Face cache ({type(e).__name__}). Download it first, e.g. `hf download "
+                f"{name_or_path} --local-dir checkpoints/{name_or_path.split('/')[1]}`, then pass "
+                f"--set policy=checkpoints/{name_or_path.split('/')[1]}") from None
+    return JanusPolicy.from_pretrained(path)
+
+
+OFFICIAL_PROMPTS = {"t2i-compbench": "COTLAB_T2I_COMPBENCH"}  # a benchmark name -> the variable naming its directory
 
 
 def training_prompts(cfg: RLConfig) -> list[str]:
-    """The training prompt set: the suite's split, restricted to `categories`, shuffled by seed, first `num_prompts`."""
-    from cotlab.world import load_suite
+    """The training prompt set: the suite's split, restricted to `categories`, shuffled by seed, first `num_prompts`.
 
-    prompts = list(load_suite(cfg.prompts, cfg.split))
+    `cfg.prompts` is a ShapeWorld suite ("compbench", "geneval"), or T2I-CompBench's official prompt files: a directory
+    of `<category>_<split>.txt`, or "t2i-compbench" with that directory in $COTLAB_T2I_COMPBENCH."""
+    import os
+
+    from cotlab.world import SUITES, load_suite
+
+    directory = os.environ.get(OFFICIAL_PROMPTS[cfg.prompts], "") if cfg.prompts in OFFICIAL_PROMPTS else cfg.prompts
+    if cfg.prompts in SUITES:
+        prompts = [(p.text, p.category) for p in load_suite(cfg.prompts, cfg.split)]
+    elif directory and Path(directory).expanduser().is_dir():
+        from cotlab.evaluation.benchmarks import COMPBENCH_CATEGORIES, load_compbench
+
+        present = [c for c in COMPBENCH_CATEGORIES if (Path(directory).expanduser() / f"{c}_{cfg.split}.txt").is_file()]
+        prompts = [(p.prompt, c) for c in (cfg.categories or present) for p in load_compbench(directory, c, cfg.split)]
+    else:
+        raise FileNotFoundError(
+            f"prompts={cfg.prompts!r} is neither a ShapeWorld suite ({', '.join(SUITES)}) nor a directory of "
+            f"T2I-CompBench prompt files. cotlab does not ship the official prompts: get examples/dataset/ from "
+            f"github.com/Karine-Huang/T2I-CompBench and pass --set prompts=/path/to/dataset (or set "
+            f"COTLAB_T2I_COMPBENCH=/path/to/dataset for prompts='t2i-compbench')")
     if cfg.categories is not None:
-        known = sorted({p.category for p in prompts})
+        known = sorted({category for _, category in prompts})
         unknown = [c for c in cfg.categories if c not in known]
         if unknown:
             raise ValueError(f"unknown categories {unknown} for {cfg.prompts}; known: {', '.join(known)}")
-        prompts = [p for p in prompts if p.category in cfg.categories]
+        prompts = [p for p in prompts if p[1] in cfg.categories]
     order = np.random.default_rng(cfg.seed).permutation(len(prompts))
-    texts = [prompts[i].text for i in order]
+    texts = [prompts[i][0] for i in order]
     return texts[:cfg.num_prompts] if cfg.num_prompts is not None else texts
 
 
@@ -159,7 +192,7 @@ class Trainer:
         scorer = self.reference if reference else self.scorer
         with self.accelerator.autocast():
             return self.policy.token_logprobs(prompts, tokens, cfg.logprob_mode, cfg.guidance_scale, cfg.temperature,
-                                              scorer=scorer, with_entropy=with_entropy)
+                                              scorer=scorer, with_entropy=with_entropy, lean=cfg.lean_logprobs)
 
     @torch.no_grad()
     def reference_logprobs(self, prompts: list[str], tokens: torch.Tensor) -> torch.Tensor:
