@@ -55,9 +55,18 @@ def _set_generation_config(model, tokenizer) -> None:
     )
 
 
-def build_janus_pro_shaped_policy(seed: int = 0, size: JanusSize = JANUS_PRO_SHAPED):
-    """A random Janus with Janus-Pro-1B's image side (its own VQ as image tokenizer) and ShapeWorld's text
-    tokenizer."""
+def _machine(dev: torch.device) -> dict:
+    """Where a benchmark ran: torch threads, device and its name."""
+    return {"torch_threads": torch.get_num_threads(), "device": str(dev),
+            "device_name": (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+                            else platform.processor() or platform.machine())}
+
+
+def build_janus_pro_shaped_policy(seed: int = 0, size: JanusSize = JANUS_PRO_SHAPED, *,
+                                  codebook_size: int = JANUS_PRO_CODEBOOK, grid: int = JANUS_PRO_GRID,
+                                  image_size: int = JANUS_PRO_IMAGE_SIZE):
+    """A random Janus with Janus-Pro-1B's image side by default (its own VQ as image tokenizer) and ShapeWorld's
+    text tokenizer."""
     from transformers import JanusForConditionalGeneration
 
     from cotlab.policy import JanusPolicy, PolicySpec, janus_config, shapeworld_processor
@@ -66,8 +75,7 @@ def build_janus_pro_shaped_policy(seed: int = 0, size: JanusSize = JANUS_PRO_SHA
     tok = processor.tokenizer
     ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
            "image": tok.convert_tokens_to_ids(tok.image_token)}
-    config = janus_config(len(tok), ids, size, codebook_size=JANUS_PRO_CODEBOOK, grid=JANUS_PRO_GRID,
-                          image_size=JANUS_PRO_IMAGE_SIZE)
+    config = janus_config(len(tok), ids, size, codebook_size=codebook_size, grid=grid, image_size=image_size)
     torch.manual_seed(seed)
     model = JanusForConditionalGeneration(config).eval()
     _set_generation_config(model, tok)
@@ -206,10 +214,7 @@ def _bench_sampler(size, batch_prompts, num_samples, guidance_scale, repeats, wa
         "seed": seed,
         "order": "interleaved, alternating which goes first",
         "prompt_tokens_max": int(pol.encode_prompts(rows_prompts)[1].sum(1).max()),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(dev),
-        "device_name": (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-                        else platform.processor() or platform.machine()),
+        **_machine(dev),
         "torch_version": torch.__version__,
         "transformers_version": __import__("transformers").__version__,
         "loadavg_1min": [load_start, load_end],
@@ -475,10 +480,7 @@ def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, tok
         "order": "interleaved, rotating which goes first",
         "peak_memory_method": ("torch.cuda.max_memory_allocated" if dev.type == "cuda"
                                else "torch.profiler allocation events (total_allocated)"),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(dev),
-        "device_name": (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-                        else platform.processor() or platform.machine()),
+        **_machine(dev),
         "torch_version": torch.__version__,
         "trl_version": __import__("trl").__version__,
         "loadavg_1min": [load_start, load_end],

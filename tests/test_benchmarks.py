@@ -15,6 +15,7 @@ from PIL import Image
 from cotlab.evaluation import benchmark_scorers as S
 from cotlab.evaluation import benchmarks as B
 from cotlab.evaluation.benchmark_scorers import DetectedObject, Detections
+from cotlab.experiments.paper_scale import tiny_clip
 from cotlab.evaluation.benchmarks import BenchmarkFileError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
@@ -574,25 +575,7 @@ def test_mask2former_detector_returns_mmdet_style_detections_at_the_original_siz
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for suffix in ("", "</w>"):
-        vocab.update({c + suffix: len(vocab) + i for i, c in enumerate(string.ascii_lowercase + "-")})
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=64, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16)
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("clip")
-    CLIPModel(config).save_pretrained(path)
-    CLIPProcessor(image_processor=CLIPImageProcessorPil(size={"shortest_edge": 32},
-                                                        crop_size={"height": 32, "width": 32}),
-                  tokenizer=CLIPTokenizer(vocab=vocab, merges=[])).save_pretrained(path)
-    return path
+    return tiny_clip(tmp_path_factory.mktemp("clip"), seed=1, characters=string.ascii_lowercase + "-")
 
 
 def embed(model, processor, texts=None, images=None):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from cotlab.policy import JanusPolicy, JanusSize, PolicySpec, janus_config, shapeworld_processor
+from cotlab.policy import JanusSize
 
 TINY_JANUS = JanusSize(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, image_embed_dim=8)
 
@@ -17,31 +17,22 @@ TINY_JANUS = JanusSize(hidden_size=32, num_layers=2, num_heads=2, intermediate_s
 def tiny_janus_pro(path, *, seed: int = 0, codebook_size: int = 64, grid: int = 4, image_size: int = 32) -> Path:
     """A random Janus saved like a Janus-Pro checkpoint: its images decode through the model's own VQ (`janus_vq`),
     with ShapeWorld's word-level text tokenizer."""
-    from transformers import GenerationConfig, JanusForConditionalGeneration
+    from cotlab.bench import build_janus_pro_shaped_policy
 
-    processor = shapeworld_processor()
-    tok = processor.tokenizer
-    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
-           "image": tok.convert_tokens_to_ids(tok.image_token)}
-    config = janus_config(len(tok), ids, TINY_JANUS, codebook_size=codebook_size, grid=grid, image_size=image_size)
-    torch.manual_seed(seed)
-    model = JanusForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["bos"], pad_token_id=ids["pad"], eos_token_id=ids["eos"],
-        generation_kwargs={"boi_token_id": tok.convert_tokens_to_ids(tok.boi_token)})
     path = Path(path)
-    JanusPolicy(model, processor, spec=PolicySpec(image_tokenizer="janus_vq")).save_pretrained(path)
+    build_janus_pro_shaped_policy(seed, TINY_JANUS, codebook_size=codebook_size, grid=grid,
+                                  image_size=image_size).save_pretrained(path)
     return path
 
 
-def tiny_clip(path, *, seed: int = 5) -> Path:
-    """A random CLIP (hidden 32, 2 layers, 32 px images in 8 px patches) with a letter-level CLIP tokenizer, saved
-    where `cotlab.rewards.get("clipscore", path=...)` loads it."""
+def tiny_clip(path, *, seed: int = 5, characters: str = string.ascii_lowercase) -> Path:
+    """A random CLIP (hidden 32, 2 layers, 32 px images in 8 px patches) with a tokenizer of single `characters`,
+    saved where `cotlab.rewards.get("clipscore", path=...)` loads it."""
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
 
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for suffix in ("", "</w>"):
-        vocab.update({c + suffix: len(vocab) + i for i, c in enumerate(string.ascii_lowercase)})
+        vocab.update({c + suffix: len(vocab) + i for i, c in enumerate(characters)})
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     config = CLIPConfig(
