@@ -63,8 +63,9 @@ def test_lean_logprobs_equal_the_plain_path_with_gradients(policy, mode, tempera
     torch.testing.assert_close(results[1][0], results[0][0], atol=1e-5, rtol=0)
     torch.testing.assert_close(results[1][1], results[0][1], atol=1e-5, rtol=0)
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
-    for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
+    for name in grads[0]:  # fp32 summation order differs: the tolerance scales with the tensor's largest entry
+        scale = max(1.0, grads[0][name].abs().max().item())
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5 * scale, rtol=1e-4, msg=name)
     policy.model.zero_grad(set_to_none=True)
 
 

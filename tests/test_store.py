@@ -83,7 +83,7 @@ def test_get_or_create_builds_once_and_reuses(tmp_path, capsys):
                              CODE, counting_build(calls))
     assert p1 == p2 == tmp_path / "runs" / "base" / artifact_key("base", Cfg(), CODE)
     assert len(calls) == 1 and calls[0] != p1  # built in a temporary sibling, then renamed
-    assert "reusing" in capsys.readouterr().out
+    assert "reusing" in capsys.readouterr().err
     assert (p1 / "model.bin").read_bytes() == b"weights"
     manifest = json.loads((p1 / "MANIFEST.json").read_text())["files"]
     assert set(manifest) == {"run.json", "model.bin", "sub/metrics.jsonl"}

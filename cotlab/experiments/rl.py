@@ -10,9 +10,11 @@ from pathlib import Path
 
 from cotlab.policy.pretrain import CODE as BASE_CODE
 
-RL_CODE = ("cotlab.training", "cotlab.losses", "cotlab.rewards", *BASE_CODE)
+# The base policy never samples, so the sampler keys what samples (RL runs, evaluations) and not the base.
+POLICY_CODE = (*BASE_CODE, str(Path(__file__).parents[1] / "policy" / "sampling.py"))
+RL_CODE = ("cotlab.training", "cotlab.losses", "cotlab.rewards", *POLICY_CODE)
 # What an evaluation's numbers depend on besides the policy's weights (the policy's own code is part of its key).
-EVAL_CODE = (str(Path(__file__).parents[1] / "evaluation" / "shapeworld.py"), "cotlab.world", *BASE_CODE)
+EVAL_CODE = (str(Path(__file__).parents[1] / "evaluation" / "shapeworld.py"), "cotlab.world", *POLICY_CODE)
 
 
 def rl_run(cfg, *, store=None, progress: bool = True, checkpoint_every: int = 10) -> Path:

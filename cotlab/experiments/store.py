@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -245,13 +246,13 @@ class RunStore:
         final, label = self.path(kind, key), f"{kind}/{key}" + (f" ({desc})" if desc else "")
         if final.exists():
             if self.verify(final):
-                print(f"[cotlab] reusing {label}: {final}", flush=True)
+                print(f"[cotlab] reusing {label}: {final}", file=sys.stderr, flush=True)
                 return final
         tmp = final.parent / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
         tmp.mkdir(parents=True)
         two = _takes_two(build)
         try:
-            print(f"[cotlab] building {label}", flush=True)
+            print(f"[cotlab] building {label}", file=sys.stderr, flush=True)
             build(tmp, self.scratch(kind, config, code)) if two else build(tmp)
             for reserved in (CONFIG, MANIFEST):
                 if (tmp / reserved).exists():
@@ -271,7 +272,7 @@ class RunStore:
             if final.exists():
                 if self.verify(final):
                     shutil.rmtree(tmp, ignore_errors=True)
-                    print(f"[cotlab] reusing {label} (built concurrently): {final}", flush=True)
+                    print(f"[cotlab] reusing {label} (built concurrently): {final}", file=sys.stderr, flush=True)
                     break
                 stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
                 aside = final.parent / f".corrupt-{key}-{stamp}"

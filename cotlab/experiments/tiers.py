@@ -54,11 +54,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "cfg_sweep": [1.0, 5.0], "sweep_prompts_per_category": 3},
         "default": {"seed": 0, "pretrain_tier": "default", "guidance_scale": 2.0, "temperature": 1.0,
                     "images_per_prompt": 4, "prompts_per_category": 50, "eval_seeds": [0, 1, 2],
-                    "cfg_sweep": [1.0, 2.0, 3.0, 5.0, 7.5], "sweep_prompts_per_category": 20},
+                    "cfg_sweep": [1.0, 2.0, 3.0, 5.0, 7.5], "sweep_prompts_per_category": 10},
         # Paper scale runs Janus-Pro in chapter 8; here the paper tier reads the default base model.
         "paper": {"seed": 0, "pretrain_tier": "default", "guidance_scale": 2.0, "temperature": 1.0,
                   "images_per_prompt": 4, "prompts_per_category": 50, "eval_seeds": [0, 1, 2],
-                  "cfg_sweep": [1.0, 2.0, 3.0, 5.0, 7.5], "sweep_prompts_per_category": 20},
+                  "cfg_sweep": [1.0, 2.0, 3.0, 5.0, 7.5], "sweep_prompts_per_category": 10},
     },
     "02_reward_models": {
         "smoke": {"seed": 0, "pretrain_tier": "smoke", "guidance_scale": 5.0, "samples_per_prompt": 4,

@@ -1,7 +1,7 @@
 """`JanusPolicy`: a transformers Janus model with its text tokenizer and image tokenizer, as RL sees it.
 
 Two things RL needs that `model.generate` does not give: per-token log-probs of what was sampled, and speed.
-`sample` is our own loop (KV cache, conditional and unconditional rows in one batch); `token_logprobs` scores given
+`sample` is our own loop (`cotlab.policy.sampling`: conditional and unconditional rows in one batch); `token_logprobs` scores given
 tokens teacher-forced in one forward pass. Both use the same definitions:
 
 * classifier-free guidance on logits, as transformers' `ClassifierFreeGuidanceLogitsProcessor` and Janus do:
@@ -16,22 +16,17 @@ The log-prob mode is part of the policy definition: it is saved with the checkpo
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
+from .sampling import Rollout, guide, sample_tokens
 from .tokenizers import ImageTokenizer, JanusVQTokenizer
 
 LOGPROB_MODES = ("cond", "cfg")
 POLICY_FILE = "cotlab_policy.json"  # what transformers' own files cannot say: the image tokenizer, the policy definition
-
-
-def guide(cond: torch.Tensor, uncond: torch.Tensor, weight: float) -> torch.Tensor:
-    """Classifier-free guidance on logits: l_uncond + w (l_cond - l_uncond)."""
-    return uncond + weight * (cond - uncond)
 
 
 @dataclass
@@ -49,54 +44,6 @@ class PolicySpec:
             raise ValueError(f"unknown image_tokenizer {self.image_tokenizer!r}; expected shapeworld_patch or janus_vq")
         if "{prompt}" not in self.prompt_template:
             raise ValueError(f"prompt_template must contain '{{prompt}}', got {self.prompt_template!r}")
-
-
-@dataclass
-class Rollout:
-    """Sampled images: `image_tokens` and `logprobs` are (N, T), rows grouped by prompt (prompt-major)."""
-
-    prompts: list[str]  # one per row
-    image_tokens: torch.Tensor
-    logprobs: torch.Tensor
-    images: list[Image.Image] = field(repr=False)
-    guidance_scale: float = 1.0
-    temperature: float = 1.0
-    logprob_mode: str = "cond"
-
-
-class PreallocatedCache:
-    """A KV cache of fixed capacity, written in place: what transformers' attention layers call (`update`), without
-    the per-step growth (concatenation) of `DynamicCache`. Filled from the prompt's `DynamicCache`; `length` counts
-    the cached positions and advances once per decoded token (after the last layer)."""
-
-    def __init__(self, past, capacity: int):
-        self.capacity, self.length = capacity, past.get_seq_length()
-        self.keys, self.values = [], []
-        for layer in past.layers:
-            for store, tensor in ((self.keys, layer.keys), (self.values, layer.values)):
-                buffer = tensor.new_empty((*tensor.shape[:2], capacity, tensor.shape[3]))
-                buffer[:, :, :self.length] = tensor
-                store.append(buffer)
-
-    def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
-        end = self.length + key_states.shape[2]
-        self.keys[layer_idx][:, :, self.length:end] = key_states
-        self.values[layer_idx][:, :, self.length:end] = value_states
-        if layer_idx == len(self.keys) - 1:
-            self.length = end
-        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
-
-
-def decode_step(lm, embeds: torch.Tensor, cache: PreallocatedCache, positions: torch.Tensor,
-                bias: torch.Tensor) -> torch.Tensor:
-    """One token through the language model's decoder layers (pre-norm hidden states out), with the attention bias
-    given rather than rebuilt: LlamaModel.forward minus its mask construction and output bookkeeping."""
-    hidden = embeds
-    rotary = lm.rotary_emb(hidden, position_ids=positions)
-    for layer in lm.layers[:lm.config.num_hidden_layers]:
-        hidden = layer(hidden, attention_mask=bias, position_embeddings=rotary, position_ids=positions,
-                       past_key_values=cache, use_cache=True)
-    return hidden
 
 
 class TeacherForcedLogits(torch.nn.Module):
@@ -238,24 +185,17 @@ class JanusPolicy:
         if top_k < 0:
             raise ValueError(f"top_k must be >= 0 (0 = no truncation), got {top_k}")
 
-    def _logits(self, hidden: torch.Tensor, rows: int, guidance_scale: float):
-        """Generation-head logits of the conditional rows and, with guidance, the guided logits."""
-        logits = self.model.model.generation_head(hidden)
-        if guidance_scale == 1:
-            return logits, logits
-        cond = logits[:rows]
-        return cond, guide(cond, logits[rows:], guidance_scale)
-
     @torch.no_grad()
     def sample(self, prompts: list[str], num_samples: int = 1, guidance_scale: float = 5.0, temperature: float = 1.0,
                top_k: int = 0, generator: torch.Generator | None = None, logprob_mode: str | None = None,
                decode: bool = True, row_seeds=None) -> Rollout:
         """Sample `num_samples` images per prompt (rows prompt-major) with CFG weight `guidance_scale`.
 
-        Per-token log-probs are recorded under `logprob_mode` (the policy's own by default). Randomness comes from
-        `generator` (one stream for the batch), or, with `row_seeds` (one integer per row), from one stream per row:
-        row i draws its T uniforms from `row_seeds[i]` and samples by inverse CDF, so its image does not depend on
-        which other rows share the batch (what sharded, multi-process rollouts need to match a single process)."""
+        Per-token log-probs are recorded under `logprob_mode` (the policy's own by default). Tokens are drawn by
+        inverse CDF from one uniform per row and token (`cotlab.policy.sampling`): an (N, T) draw from `generator`,
+        or, with `row_seeds` (one integer per row), row i's T uniforms from `row_seeds[i]`, so that its image does
+        not depend on which other rows share the batch (what sharded, multi-process rollouts need to match a single
+        process)."""
         mode = logprob_mode or self.spec.logprob_mode
         if mode not in LOGPROB_MODES:
             raise ValueError(f"unknown logprob_mode {mode!r}; expected one of {', '.join(LOGPROB_MODES)}")
@@ -263,52 +203,16 @@ class JanusPolicy:
         rows_prompts = [p for p in prompts for _ in range(num_samples)] if isinstance(prompts, (list, tuple)) else prompts
         ids, mask = self.encode_prompts(rows_prompts)
         n = ids.shape[0]
-        uniforms = None
         if row_seeds is not None:
             if len(row_seeds) != n:
                 raise ValueError(f"row_seeds has {len(row_seeds)} seeds for {n} rows; pass one per sampled image")
             uniforms = torch.stack([torch.rand(self.num_image_tokens, generator=torch.Generator().manual_seed(int(s)))
-                                    for s in row_seeds]).to(self.device)
-        if guidance_scale != 1:
-            ids, mask = self._with_unconditional(ids, mask)
-        lm = self.model.model.language_model
-        embeds = self.model.get_input_embeddings()(ids)
-        positions = (mask.cumsum(1) - 1).clamp(min=0)
-        out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True)
-        cache = PreallocatedCache(out.past_key_values, ids.shape[1] + self.num_image_tokens)
-        hidden = out.last_hidden_state[:, -1]
-        next_pos = positions[:, -1:] + 1
-        # Additive attention bias over the whole run (prompt padding masked), sliced per step: decoding one token needs
-        # no causal mask, so the per-step work is the layers themselves (see `PreallocatedCache`).
-        bias = torch.zeros((ids.shape[0], 1, 1, cache.capacity), dtype=embeds.dtype, device=self.device)
-        bias[:, 0, 0, :ids.shape[1]].masked_fill_(mask == 0, torch.finfo(embeds.dtype).min)
-        tokens = torch.empty((n, self.num_image_tokens), dtype=torch.long, device=self.device)
-        logprobs = torch.empty((n, self.num_image_tokens), dtype=torch.float32, device=self.device)
-        scale = temperature if temperature > 0 else 1.0
-        for t in range(self.num_image_tokens):
-            cond, guided = self._logits(hidden, n, guidance_scale)
-            if temperature == 0:
-                token = guided.argmax(-1)
-            else:
-                filtered = guided / temperature
-                if top_k:
-                    kth = filtered.topk(min(top_k, filtered.shape[-1]), dim=-1).values[:, -1:]
-                    filtered = filtered.masked_fill(filtered < kth, float("-inf"))
-                probs = filtered.float().softmax(-1)
-                if uniforms is None:
-                    token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-                else:  # inverse CDF: the first code whose cumulative probability exceeds the row's uniform
-                    cdf = probs.cumsum(-1)
-                    token = (cdf < uniforms[:, t:t + 1] * cdf[:, -1:]).sum(-1).clamp(max=probs.shape[-1] - 1)
-            scored = (cond if mode == "cond" else guided).float() / scale
-            logprobs[:, t] = scored.log_softmax(-1).gather(-1, token[:, None]).squeeze(-1)
-            tokens[:, t] = token
-            if t == self.num_image_tokens - 1:
-                break
-            step = token if guidance_scale == 1 else torch.cat([token, token])
-            hidden = lm.norm(decode_step(lm, self.model.prepare_embeddings_for_image_generation(step[:, None]),
-                                         cache, next_pos, bias[..., :cache.length + 1]))[:, -1]
-            next_pos = next_pos + 1
+                                    for s in row_seeds])
+        else:
+            uniforms = torch.rand((n, self.num_image_tokens), generator=generator,
+                                  device=generator.device if generator is not None else self.device)
+        tokens, logprobs = sample_tokens(self, ids, mask, uniforms.to(self.device), guidance_scale, temperature,
+                                         top_k, mode)
         images = self.decode(tokens) if decode else []
         return Rollout(list(rows_prompts), tokens, logprobs, images, guidance_scale, temperature, mode)
 

@@ -155,7 +155,8 @@ def pretrain(cfg: PretrainConfig, out_dir, scratch_dir=None, progress: bool = Tr
     return summary
 
 
-# What a base policy depends on: a change in these sources retrains it (the optional VQ and benchmarks do not).
+# What a base policy depends on: a change in these sources retrains it (the optional VQ, the benchmarks and the
+# sampler, which pretraining never calls, do not).
 CODE = ("cotlab.world", *(str(Path(__file__).with_name(name)) for name in
                           ("configs.py", "janus.py", "pretrain.py", "shapeworld.py", "tokenizers.py")))
 
