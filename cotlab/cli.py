@@ -7,6 +7,7 @@ arguments, returning an exit code); list it in ``VERBS``. Heavy imports happen i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -177,6 +178,24 @@ def _parse_sets(items: list[str]) -> dict:
     return values
 
 
+def _check_memory(cfg) -> None:
+    """Before launching on CUDA: warn (once, on the main process) when the cost model says the run does not fit in
+    this launch's GPUs with its strategy (`cotlab.experiments.plan.check_config`)."""
+    from accelerate import PartialState
+
+    from cotlab.experiments.plan import check_config, local_gpu
+
+    gpu = local_gpu()
+    if gpu is None:
+        return
+    state = PartialState()
+    stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    strategy = {"DEEPSPEED": {"2": "zero2", "3": "zero3"}.get(stage, "ddp"), "FSDP": "fsdp"}.get(
+        state.distributed_type.name, "ddp")
+    if state.is_main_process:
+        check_config(cfg, num_gpus=state.num_processes, strategy=strategy, gpu=gpu)
+
+
 def _train(args: argparse.Namespace) -> int:
     from cotlab.training import CONFIGS, preset, train
 
@@ -190,6 +209,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = preset(args.preset, args.algorithm, **values) if args.preset else CONFIGS[args.algorithm].from_dict(values)
     if cfg.output_dir is None:
         raise SystemExit("give --output-dir (or output_dir in the config): where metrics and checkpoints go")
+    _check_memory(cfg)
     train(cfg, resume_from="latest" if args.resume else None)
     print(f"[cotlab] {cfg.algorithm}: {cfg.output_dir}")
     return 0

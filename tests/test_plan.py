@@ -11,9 +11,11 @@ from accelerate.utils import DistributedType
 from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env, prepare_simple_launcher_cmd_env
 from transformers import JanusConfig, JanusForConditionalGeneration
 
-from cotlab.experiments.plan import (GIB, GPUS, MODELS, STRATEGIES, MemoryPlanWarning, check_fits, estimate,
-                                     format_plan, model_spec, plan_table)
-from cotlab.training.config import RLConfig
+from cotlab import cli
+from cotlab.experiments import plan
+from cotlab.experiments.plan import (GIB, GPUS, MODELS, STRATEGIES, GPUSpec, MemoryPlanWarning, check_config,
+                                     check_fits, estimate, format_plan, model_spec, plan_table, policy_model)
+from cotlab.training.config import RLConfig, preset
 
 ACCELERATE = Path(__file__).resolve().parents[1] / "cotlab" / "training" / "accelerate"
 
@@ -149,6 +151,36 @@ def test_no_warning_when_it_fits():
         warnings.simplefilter("error")
         assert check_fits("janus-pro-1b", "grpo", num_gpus=1, strategy="ddp")["fits"]
         assert check_fits("janus-pro-7b", "dpo", num_gpus=8, strategy="zero3")["fits"]
+
+
+def test_a_trainer_config_is_checked_as_its_model_and_settings(tmp_path):
+    cfg = preset("janus-pro-7b", "grpo")
+    with pytest.warns(MemoryPlanWarning, match="janus-pro-7b grpo on 1 x h100-80gb with ddp"):
+        row = check_config(cfg)
+    assert row == estimate("janus-pro-7b", "grpo", prompts_per_step=cfg.prompts_per_step, lean_logprobs=True,
+                           gradient_checkpointing=True, beta=cfg.beta, sample_batch_images=cfg.sample_batch_images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_config(cfg, num_gpus=8, strategy="zero3")["fits"]
+        assert check_config(preset("janus-pro-1b", "dpo"))["fits"]
+        assert check_config(preset("default", "grpo")) is None  # a ShapeWorld tier: nothing to plan
+    # a local checkpoint is recognised by its language model's width and depth; a smaller GPU changes the verdict
+    (tmp_path / "config.json").write_text('{"model_type": "janus", "text_config": {"hidden_size": 2048, '
+                                          '"num_hidden_layers": 24}}')
+    assert policy_model(str(tmp_path)) == "janus-pro-1b" and policy_model(str(tmp_path / "absent")) is None
+    small = GPUSpec("RTX 4090", 23.6, *(getattr(GPUS["h100-80gb"], f) for f in ("bf16_tflops", "hbm_tbps",
+                                                                               "nvlink_gbps")))
+    with pytest.warns(MemoryPlanWarning, match="on 1 x RTX 4090"):
+        assert not check_config(preset("janus-pro-1b", "grpo", policy=str(tmp_path)), gpu=small)["fits"]
+
+
+def test_cotlab_train_warns_before_launching_on_a_gpu_too_small(monkeypatch, tmp_path):
+    small = GPUSpec("RTX 4090", 23.6, 165.0, 1.0, 32.0)
+    monkeypatch.setattr(plan, "local_gpu", lambda index=0: small)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.warns(MemoryPlanWarning, match="RTX 4090"), pytest.raises(FileNotFoundError, match="hf download"):
+        cli.main(["train", "grpo", "--preset", "janus-pro-7b", "--output-dir", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()  # the warning came before anything was written
 
 
 def test_a100_is_slower_than_h100():

@@ -1,5 +1,6 @@
 """JanusPolicy on tiny random ShapeWorld Janus models: parity with transformers, log-prob agreement, persistence,
 bad input."""
+import copy
 import json
 
 import pytest
@@ -32,6 +33,31 @@ def test_greedy_sampling_matches_transformers_generate(policy, guidance_scale):
                                    guidance_scale=guidance_scale, top_k=0)
     assert torch.equal(ours.image_tokens, theirs)
     assert ours.image_tokens.unique().numel() > 3  # not a degenerate constant sequence
+
+
+def test_greedy_sampling_matches_generate_with_grouped_query_attention(policy):
+    """Janus-Pro's language models have as many key/value heads as query heads; a grouped one checks the sampler's
+    pairing of query heads with key/value heads (transformers' repeat_kv order)."""
+    config = copy.deepcopy(policy.model.config)
+    config.text_config.num_key_value_heads = 2  # 4 query heads: groups of 2
+    torch.manual_seed(1)
+    model = JanusForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for p in model.model.generation_head.parameters():
+            p.mul_(5)
+        for layer in model.model.language_model.layers:  # attention that matters: the pairing shows in the tokens
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj):
+                proj.weight.mul_(8)
+    grouped = JanusPolicy(model, policy.processor, spec=policy.spec)
+    ours = grouped.sample(PROMPTS, 1, guidance_scale=3.0, temperature=0, decode=False)
+    ids, mask = grouped.encode_prompts(PROMPTS)
+    theirs = model.generate(input_ids=ids, attention_mask=mask, generation_mode="image", do_sample=False,
+                            guidance_scale=3.0, top_k=0, generation_config=policy.model.generation_config)
+    assert torch.equal(ours.image_tokens, theirs) and ours.image_tokens.unique().numel() > 3
+    # the recorded log-probs equal transformers' own teacher-forced forward (SDPA with repeat_kv)
+    roll = grouped.sample(PROMPTS, 2, guidance_scale=3.0, generator=torch.Generator().manual_seed(0), decode=False)
+    forced = grouped.token_logprobs(roll.prompts, roll.image_tokens, guidance_scale=3.0)
+    torch.testing.assert_close(forced, roll.logprobs, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("mode", ["cond", "cfg"])

@@ -219,7 +219,7 @@ def estimate(model: str = "janus-pro-7b", algorithm: str = "grpo", *, num_gpus: 
              prompt_tokens: int = 120, lean_logprobs: bool = False,
              gradient_checkpointing: bool = PAPER["gradient_checkpointing"], gradient_accumulation_steps: int = 1,
              sample_batch_images: int = RLConfig.sample_batch_images, beta: float | None = None,
-             gpu: str = "h100-80gb", efficiency: float = 0.4, reward_seconds_per_image: float = 0.02) -> dict:
+             gpu: str | GPUSpec = "h100-80gb", efficiency: float = 0.4, reward_seconds_per_image: float = 0.02) -> dict:
     """One run's estimated peak memory per GPU (GiB) and seconds per optimizer step; the formulas are the module's.
 
     The settings carry RLConfig's names. `prompt_tokens`: the prompt's length in text tokens with its template (~120
@@ -227,12 +227,13 @@ def estimate(model: str = "janus-pro-7b", algorithm: str = "grpo", *, num_gpus: 
     GRPO keeps a reference (DPO always does). `efficiency`: the achieved fraction of the GPU's peak FLOP/s, memory
     and interconnect bandwidth. Returns a flat dict: the settings, the memory terms (`*_gib`), `peak_phase`
     ("update" or "sampling"), `total_gib`, `usable_gib`, `fits`, and the seconds `sampling_s`, `scoring_s`,
-    `reference_s`, `update_s`, `step_s`."""
+    `reference_s`, `update_s`, `step_s`. `gpu` names one of `GPUS` or is a `GPUSpec` (e.g. `local_gpu()`)."""
     spec = model_spec(model)
     _choice("algorithm", algorithm, ALGORITHMS)
     _choice("strategy", strategy, STRATEGIES)
-    _choice("gpu", gpu, GPUS)
-    device = GPUS[gpu]
+    if not isinstance(gpu, GPUSpec):
+        _choice("gpu", gpu, GPUS)
+    device = gpu if isinstance(gpu, GPUSpec) else GPUS[gpu]
     for name, value, least in (("num_gpus", num_gpus, 1), ("prompts_per_step", prompts_per_step, 1),
                                ("num_generations", num_generations, 2), ("prompt_tokens", prompt_tokens, 1),
                                ("gradient_accumulation_steps", gradient_accumulation_steps, 1),
@@ -308,7 +309,7 @@ def estimate(model: str = "janus-pro-7b", algorithm: str = "grpo", *, num_gpus: 
         update_link = 2 * (1 - 1 / n) * 2 * p_lm
     update_s = phase(6 * p_f * update_rows * seq * recompute, link_bytes=update_link)
 
-    return {"model": spec.name, "algorithm": algorithm, "num_gpus": n, "strategy": strategy, "gpu": gpu,
+    return {"model": spec.name, "algorithm": algorithm, "num_gpus": n, "strategy": strategy, "gpu": device.name,
             "prompts_per_step": prompts_per_step, "num_generations": num_generations, "prompt_tokens": prompt_tokens,
             "lean_logprobs": lean_logprobs, "gradient_checkpointing": gradient_checkpointing,
             "gradient_accumulation_steps": k, "sample_batch_images": sample_batch_images,
@@ -403,6 +404,55 @@ def check_fits(model: str = "janus-pro-7b", algorithm: str = "grpo", **settings)
     return row
 
 
+def policy_model(policy: str) -> str | None:
+    """The `MODELS` name of a trainer config's `policy` (a Hub id, or a checkpoint directory whose language model has
+    a known model's width and depth), or None (e.g. a ShapeWorld tier)."""
+    import json
+    from pathlib import Path
+
+    try:
+        return model_spec(policy).name
+    except ValueError:
+        pass
+    config_file = Path(policy) / "config.json"
+    if not config_file.is_file():
+        return None
+    text = json.loads(config_file.read_text()).get("text_config", {})
+    for spec in MODELS.values():
+        if (text.get("hidden_size"), text.get("num_hidden_layers")) == (spec.hidden_size, spec.num_layers):
+            return spec.name
+    return None
+
+
+def local_gpu(index: int = 0) -> GPUSpec | None:
+    """This machine's CUDA device `index` as a `GPUSpec`: its name and memory as the driver reports them, the rates
+    of the known GPU its name contains (H100's otherwise; they only affect the time estimate). None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(index)
+    rates = next((g for g in GPUS.values() if g.name.split("-")[0].upper() in props.name.upper()), GPUS["h100-80gb"])
+    return GPUSpec(props.name, props.total_memory / GIB, rates.bf16_tflops, rates.hbm_tbps, rates.nvlink_gbps)
+
+
+def check_config(cfg: RLConfig, *, num_gpus: int = 1, strategy: str = "ddp",
+                 gpu: str | GPUSpec = "h100-80gb") -> dict | None:
+    """`check_fits` for a trainer config (its model, algorithm, batch, accumulation, checkpointing, log-prob path and
+    GRPO beta) on `num_gpus` x `gpu` with `strategy`; None when its policy is not a model the cost model knows."""
+    model = policy_model(cfg.policy)
+    if model is None:
+        return None
+    settings = dict(num_gpus=num_gpus, strategy=strategy, gpu=gpu, prompts_per_step=cfg.prompts_per_step,
+                    num_generations=cfg.num_generations, lean_logprobs=cfg.lean_logprobs,
+                    gradient_checkpointing=cfg.gradient_checkpointing,
+                    gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                    sample_batch_images=cfg.sample_batch_images)
+    if cfg.algorithm == "grpo":
+        settings["beta"] = cfg.beta
+    return check_fits(model, cfg.algorithm, **settings)
+
+
 __all__ = ["ALGORITHMS", "GPUS", "GPUSpec", "LOGIT_BYTES", "MODELS", "MemoryPlanWarning", "ModelSpec", "SETUPS",
-           "STRATEGIES", "USABLE_FRACTION", "check_fits", "estimate", "format_plan", "model_spec", "plan_table",
-           "suggest"]
+           "STRATEGIES", "USABLE_FRACTION", "check_config", "check_fits", "estimate", "format_plan", "local_gpu",
+           "model_spec", "plan_table", "policy_model", "suggest"]

@@ -8,6 +8,8 @@ time. Per image token the work is the decoder layers for one position; what `gen
   flash path costs more for a single query than the layers' matrix products;
 * keys and values go into preallocated buffers (no per-step concatenation) and the attention bias of the whole run is
   built once and sliced, so no causal mask is rebuilt per step;
+* the prompt's prefill goes through the same written-out layers, so the loop calls only the layers' submodules,
+  which is what lets it run on weights gathered in place under ZeRO-3 or FSDP;
 * sampling draws one uniform per row and token and inverts the CDF (one cumsum) instead of `torch.multinomial`,
   whose exponential race draws a random number per code.
 
@@ -42,40 +44,47 @@ class Rollout:
 
 
 class KVBuffer:
-    """Every layer's keys and values in buffers of fixed capacity (rows, kv_heads, capacity, head_dim), filled from
-    the prompt's `DynamicCache`; `length` counts the cached positions."""
+    """Every layer's keys and values in buffers of fixed capacity (rows, kv_heads, capacity, head_dim), written in
+    place; `length` counts the cached positions."""
 
-    def __init__(self, past, capacity: int):
-        self.length = past.get_seq_length()
-        self.keys, self.values = [], []
-        for layer in past.layers:
-            for buffers, tensor in ((self.keys, layer.keys), (self.values, layer.values)):
-                buffer = tensor.new_empty((*tensor.shape[:2], capacity, tensor.shape[3]))
-                buffer[:, :, :self.length] = tensor
-                buffers.append(buffer)
+    def __init__(self, lm, rows: int, capacity: int, dtype: torch.dtype, device: torch.device):
+        config = lm.config
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        shape = (rows, config.num_key_value_heads, capacity, head_dim)
+        self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.length = 0
 
 
-def decode_step(lm, embeds: torch.Tensor, cache: KVBuffer, positions: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """One position through a Llama's decoder layers, appending its keys and values to `cache`.
+def decoder_layers(lm, embeds: torch.Tensor, cache: KVBuffer, positions: torch.Tensor,
+                   bias: torch.Tensor) -> torch.Tensor:
+    """S new positions through a Llama's decoder layers, appending their keys and values to `cache`.
 
-    embeds (rows, 1, D), positions (rows, 1), bias (rows, 1, 1, length + 1) additive (0 or the dtype's minimum).
-    Returns the pre-norm hidden states (rows, 1, D). Per layer, as `LlamaDecoderLayer`:
+    embeds (rows, S, D), positions (rows, S), bias (rows, 1, S, length + S) additive (0 or the dtype's minimum).
+    Returns the pre-norm hidden states (rows, S, D). Per layer, as `LlamaDecoderLayer`:
     h += o_proj(softmax(q K^T * scaling + bias) V) with q, k rotated; h += mlp(norm(h)). Grouped-query attention
-    reads query heads g*j .. g*j+g-1 against key/value head j, as transformers' `repeat_kv` pairs them."""
-    hidden, rows, end = embeds, embeds.shape[0], cache.length + 1
+    reads query heads g*j .. g*j+g-1 against key/value head j, as transformers' `repeat_kv` pairs them.
+
+    Only the layers' submodules are called (never a decoder layer's or the model's forward), so the loop runs on
+    weights gathered in place under ZeRO-3 or FSDP (`cotlab.training.trainer.full_weights`)."""
+    hidden, (rows, s), start = embeds, embeds.shape[:2], cache.length
+    end = start + s
     cos, sin = lm.rotary_emb(hidden, position_ids=positions)
     for i, layer in enumerate(lm.layers[:lm.config.num_hidden_layers]):
         attn, x = layer.self_attn, layer.input_layernorm(hidden)
-        q, k, v = (proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
+        q, k, v = (proj(x).view(rows, s, -1, attn.head_dim).transpose(1, 2)
                    for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
-        cache.keys[i][:, :, cache.length] = k[:, :, 0]
-        cache.values[i][:, :, cache.length] = v[:, :, 0]
+        cache.keys[i][:, :, start:end] = k
+        cache.values[i][:, :, start:end] = v
         keys, values = cache.keys[i][:, :, :end], cache.values[i][:, :, :end]
-        q = q.reshape(rows, keys.shape[1], -1, attn.head_dim)  # (rows, kv_heads, group, head_dim)
-        scores = torch.matmul(q, keys.transpose(-1, -2)) * attn.scaling + bias
+        kv_heads, head_dim = keys.shape[1], attn.head_dim
+        group = q.shape[1] // kv_heads
+        q = q.reshape(rows, kv_heads, group * s, head_dim)  # query head g*j+m, position p -> row m*S+p of group j
+        scores = torch.matmul(q, keys.transpose(-1, -2)) * attn.scaling + bias.repeat(1, 1, group, 1)
         out = torch.matmul(scores.float().softmax(-1).to(q.dtype), values)
-        hidden = hidden + attn.o_proj(out.reshape(rows, 1, -1))
+        out = out.view(rows, kv_heads * group, s, head_dim).transpose(1, 2).reshape(rows, s, -1)
+        hidden = hidden + attn.o_proj(out)
         hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
     cache.length = end
     return hidden
@@ -92,14 +101,19 @@ def sample_tokens(policy, ids: torch.Tensor, mask: torch.Tensor, uniforms: torch
         ids, mask = policy._with_unconditional(ids, mask)
     lm, head = model.model.language_model, model.model.generation_head
     embeds = model.get_input_embeddings()(ids)
+    rows, prompt_len = ids.shape
+    cache = KVBuffer(lm, rows, prompt_len + num_tokens, embeds.dtype, ids.device)
+    # The attention bias of the whole run: prompt padding masked for every query, the prompt causal among itself;
+    # image positions (one query each) need no causal mask, so their per-step bias is a slice of the first row.
+    minimum = torch.finfo(embeds.dtype).min
+    bias = torch.zeros((rows, 1, 1, prompt_len + num_tokens), dtype=embeds.dtype, device=ids.device)
+    bias[:, 0, 0, :prompt_len].masked_fill_(mask == 0, minimum)
+    future = torch.ones((prompt_len, prompt_len), dtype=torch.bool, device=ids.device).triu(1)
+    prompt_bias = torch.zeros((rows, 1, prompt_len, prompt_len), dtype=embeds.dtype, device=ids.device)
+    prompt_bias.masked_fill_(future | (mask == 0)[:, None, None, :], minimum)  # filled, not added: no -inf
     positions = (mask.cumsum(1) - 1).clamp(min=0)
-    out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True)
-    cache = KVBuffer(out.past_key_values, ids.shape[1] + num_tokens)
-    hidden = out.last_hidden_state[:, -1]
+    hidden = lm.norm(decoder_layers(lm, embeds, cache, positions, prompt_bias))[:, -1]
     next_pos = positions[:, -1:] + 1
-    # The attention bias of the whole run (prompt padding masked), sliced per step: one query needs no causal mask.
-    bias = torch.zeros((ids.shape[0], 1, 1, ids.shape[1] + num_tokens), dtype=embeds.dtype, device=ids.device)
-    bias[:, 0, 0, :ids.shape[1]].masked_fill_(mask == 0, torch.finfo(embeds.dtype).min)
     tokens = torch.empty((n, num_tokens), dtype=torch.long, device=ids.device)
     logprobs = torch.empty((n, num_tokens), dtype=torch.float32, device=ids.device)
     scale = temperature if temperature > 0 else 1.0
@@ -123,7 +137,7 @@ def sample_tokens(policy, ids: torch.Tensor, mask: torch.Tensor, uniforms: torch
         if t == num_tokens - 1:
             break
         step = token if guidance_scale == 1 else torch.cat([token, token])
-        hidden = lm.norm(decode_step(lm, model.prepare_embeddings_for_image_generation(step[:, None]), cache,
-                                     next_pos, bias[..., :cache.length + 1]))[:, -1]
+        hidden = lm.norm(decoder_layers(lm, model.prepare_embeddings_for_image_generation(step[:, None]), cache,
+                                        next_pos, bias[..., :cache.length + 1]))[:, -1]
         next_pos = next_pos + 1
     return tokens, logprobs

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from tqdm import tqdm
 
 from cotlab.rewards import cached
@@ -29,6 +30,55 @@ from .config import RLConfig
 
 STATE_FILE = "trainer_state.pt"
 CONFIG_FILE = "config.json"
+
+
+def shards_weights(accelerator: Accelerator) -> bool:
+    """Whether the policy's weights are sharded across processes (DeepSpeed ZeRO-3 or FSDP)."""
+    kind = accelerator.distributed_type
+    return kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED
+                                            and accelerator.state.deepspeed_plugin.zero_stage == 3)
+
+
+@contextlib.contextmanager
+def full_weights(accelerator: Accelerator, wrapped):
+    """The prepared model `wrapped` with its weights whole and in place on every process for the duration, read-only:
+    gathered under ZeRO-3 (with ZeRO's forward hooks off, as TRL's `unwrap_model_for_generation` does) or FSDP
+    (`summon_full_params`); as they are otherwise. Every process must enter it: the gather is collective. The sampler
+    calls only submodules (`cotlab.policy.sampling`), which is what sampling on gathered weights needs."""
+    kind = accelerator.distributed_type
+    if kind == DistributedType.DEEPSPEED and shards_weights(accelerator):
+        import deepspeed
+        from trl.models.utils import add_hooks, remove_hooks
+
+        with deepspeed.zero.GatheredParameters(list(wrapped.parameters())):
+            remove_hooks(wrapped)
+            try:
+                yield
+            finally:
+                add_hooks(wrapped)
+    elif kind == DistributedType.FSDP:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        with FullyShardedDataParallel.summon_full_params(wrapped, writeback=False):
+            yield
+    else:
+        yield
+
+
+def prepare_reference(reference, accelerator: Accelerator):
+    """The frozen reference scorer on this process: wrapped for inference like the policy under DeepSpeed (TRL's
+    `prepare_deepspeed`: sharded under ZeRO-3, whole otherwise) and FSDP (`prepare_fsdp`); on the device otherwise."""
+    kind = accelerator.distributed_type
+    if kind == DistributedType.DEEPSPEED:
+        from trl.models.utils import prepare_deepspeed
+
+        reference.config = reference.model.config.text_config  # what prepare_deepspeed sizes ZeRO-3's buckets by
+        return prepare_deepspeed(reference, accelerator)
+    if kind == DistributedType.FSDP:
+        from trl.models.utils import prepare_fsdp
+
+        return prepare_fsdp(reference, accelerator)
+    return reference.to(accelerator.device)
 
 
 def load_policy(name_or_path: str):
@@ -121,12 +171,15 @@ class Trainer:
                                       betas=(cfg.adam_beta1, cfg.adam_beta2))
         warm = cfg.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+        # The reference: a frozen copy of the starting weights (the KL anchor of GRPO, the denominator of DPO), taken
+        # before prepare() shards the policy under ZeRO-3 / FSDP.
+        reference = copy.deepcopy(self.policy.scorer).eval().requires_grad_(False) if self.needs_reference else None
         self.scorer, self.optimizer, self.scheduler = self.accelerator.prepare(self.policy.scorer, optimizer, scheduler)
         self.params = params
-        # The reference: a frozen copy of the starting weights (the KL anchor of GRPO, the denominator of DPO).
-        self.reference = None
-        if self.needs_reference:
-            self.reference = copy.deepcopy(self.accelerator.unwrap_model(self.scorer)).eval().requires_grad_(False)
+        self.reference = None if reference is None else prepare_reference(reference, self.accelerator)
+        if self.reference is not None and cfg.reference == "round_start" and shards_weights(self.accelerator):
+            raise ValueError("reference='round_start' copies the policy into the reference each round, which this "
+                             "trainer does not do under ZeRO-3 or FSDP; use reference='base' there")
         self.round, self.step, self.history = 0, 0, []
         self.totals = {"images_sampled": 0, "reward_calls": 0}
         self.out = Path(cfg.output_dir) if cfg.output_dir else None
@@ -171,7 +224,7 @@ class Trainer:
         model = self.policy.model
         was_training = model.training
         model.eval()
-        with self.accelerator.autocast():
+        with self.accelerator.autocast(), full_weights(self.accelerator, self.scorer):
             groups = collect_groups(self.policy, self.reward_model, prompts, index, num_generations=cfg.num_generations,
                                     seed=cfg.seed, round_=round_, step=step, guidance_scale=cfg.guidance_scale,
                                     temperature=cfg.temperature, top_k=cfg.top_k, logprob_mode=cfg.logprob_mode,
@@ -322,13 +375,17 @@ class Trainer:
         acc = self.accelerator
         acc.wait_for_everyone()
         rank = acc.process_index
+        with full_weights(acc, self.scorer):  # every process enters: under ZeRO-3 / FSDP the gather is collective
+            if acc.is_main_process:
+                path.mkdir(parents=True, exist_ok=True)
+                self.policy.save_pretrained(path / "policy")
         if acc.is_main_process:
-            path.mkdir(parents=True, exist_ok=True)
-            self.policy.save_pretrained(path / "policy")
             (path / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
             state = {"round": self.round, "step": self.step, "history": self.history, "totals": self.totals,
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "reference": None if self.reference is None else self.reference.state_dict()}
+                     # a "base" reference is rebuilt from the base on resume; only a round-start one is state
+                     "reference": self.reference.state_dict() if cfg.reference == "round_start" and self.reference
+                     is not None else None}
             torch.save(state, path / STATE_FILE)
         acc.wait_for_everyone()
         torch.save({"rng": (random.getstate(), np.random.get_state(), torch.get_rng_state()),
