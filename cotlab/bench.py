@@ -15,6 +15,7 @@ grid at 384 px, hidden 2048, 16 heads) but only a couple of layers and a small M
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -262,7 +263,7 @@ STEP_PHASES = ("sampling", "scoring", "reference", "update")
 
 
 def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads: int | None = None,
-                  compare_plain: bool = False) -> dict:
+                  compare_plain: bool = False, profile: bool = True) -> dict:
     """Seconds per optimizer step of GRPO and of DPO with the aligned configs of preset `tier`, split into sampling
     (the CFG sampler), scoring (decode + reward), reference (the frozen reference's log-probs) and update (policy
     log-probs, loss, backward, optimizer).
@@ -271,7 +272,13 @@ def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads:
     other in this process. DPO samples and scores the whole round before its first step; its per-step figures are the
     round's totals divided by `steps`, so the two rows compare the same number of images. Random weights: speed does
     not depend on training (pair counts do a little, through ties). With `compare_plain`, each algorithm also runs
-    with `lean_logprobs=False` (full logits), side by side, and the ratio of update seconds is reported."""
+    with `lean_logprobs=False` (full logits), side by side, and the ratio of update seconds is reported.
+
+    With `profile`, each algorithm also runs one more step under torch's profiler (apart from the timed ones, whose
+    seconds it would inflate): `matmul_share` is the part of that step's wall time spent in matrix products,
+    `matmul_gflops` their achieved rate, and `matmul_peak_fraction` that rate over the machine's measured throughput
+    (`matmul_throughput`, in `matmul_peak_gflops`); `seconds_at_matmul_peak` is what the step's matrix products would
+    take at that throughput, the floor a step's time is measured against."""
     from cotlab.policy import build_shapeworld_policy
     from cotlab.rewards import MetricReward
     from cotlab.training import PRESETS, preset, trainer_for
@@ -298,9 +305,20 @@ def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads:
             rows = trainer.history
             per_step = {phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / steps for phase in STEP_PHASES}
             result[name] = {**per_step, "total": wall / steps,
-                                 "images_per_step": sum(r["images_sampled"] for r in rows) / steps,
-                                 "prompts_per_step": cfg.prompts_per_step, "num_generations": cfg.num_generations,
-                                 "beta": cfg.beta}
+                            "images_per_step": sum(r["images_sampled"] for r in rows) / steps,
+                            "prompts_per_step": cfg.prompts_per_step, "num_generations": cfg.num_generations,
+                            "beta": cfg.beta}
+            if profile and lean:
+                one = trainer_for(preset(tier, algorithm, max_steps=1, seed=seed, report_to=()),
+                                  policy=build_shapeworld_policy(cfg.policy, seed=seed), reward_model=MetricReward(),
+                                  progress=False)
+                found = matmul_profile(one.train, one.accelerator.device)
+                peak = result.setdefault("matmul_peak_gflops", matmul_throughput(device=one.accelerator.device))
+                rate = found["matmul_flops"] / found["matmul_s"] / 1e9 if found["matmul_s"] else 0.0
+                result[name].update(matmul_share=found["matmul_s"] / found["wall_s"], matmul_gflops=rate,
+                                    matmul_peak_fraction=rate / peak, matmul_flops=found["matmul_flops"],
+                                    seconds_at_matmul_peak=found["matmul_flops"] / peak / 1e9,
+                                    profiled_step_s=found["wall_s"])
         result["ratio_dpo_over_grpo"] = result["dpo"]["total"] / result["grpo"]["total"]
         if compare_plain:
             for a in ("grpo", "dpo"):
@@ -308,6 +326,44 @@ def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads:
         return result
     finally:
         torch.set_num_threads(previous_threads)
+
+
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm")
+
+
+def matmul_throughput(size: int = 1024, repeats: int = 5, device: str | torch.device = "cpu") -> float:
+    """The machine's fp32 matrix-multiply throughput in GFLOP/s: the fastest of `repeats` timed (size x size) @
+    (size x size) products (2 size^3 FLOPs each) after one warmup, with torch's current threads. The anchor that a
+    step's matrix products are measured against."""
+    dev = torch.device(device)
+    a, b = torch.randn(size, size, device=dev), torch.randn(size, size, device=dev)
+    best = math.inf
+    for i in range(repeats + 1):
+        _sync(dev)
+        start = time.perf_counter()
+        a @ b
+        _sync(dev)
+        if i:
+            best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+def matmul_profile(fn, device: torch.device) -> dict:
+    """Run `fn()` once under torch's profiler with FLOP counting: its wall seconds, the seconds spent in matrix
+    products (the self time of `MATMUL_OPS`; on CUDA, their kernels' time) and those products' FLOPs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities, with_flops=True) as prof:
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        wall = time.perf_counter() - start
+    events = [e for e in prof.key_averages() if e.key in MATMUL_OPS]
+    micros = sum(e.self_device_time_total if cuda else e.self_cpu_time_total for e in events)
+    return {"wall_s": wall, "matmul_s": micros / 1e6, "matmul_flops": float(sum(e.flops for e in events))}
 
 
 def format_rl_step(result: dict) -> str:
@@ -320,11 +376,118 @@ def format_rl_step(result: dict) -> str:
             lines.append(f"{name:<11}" + "".join(f"{r[p]:>11.3f}" for p in (*STEP_PHASES, "total"))
                          + f"{r['images_per_step']:>9.0f}")
     lines.append(f"ratio DPO/GRPO (total): {result['ratio_dpo_over_grpo']:.2f}x")
+    if "matmul_peak_gflops" in result:
+        lines.append(f"matrix products (one profiled step each; machine's measured fp32 matmul throughput "
+                     f"{result['matmul_peak_gflops']:.0f} GFLOP/s):")
+        for a in ("grpo", "dpo"):
+            r = result[a]
+            lines.append(f"  {a}: {r['matmul_share']:.0%} of the step's time, at {r['matmul_gflops']:.0f} GFLOP/s "
+                         f"({r['matmul_peak_fraction']:.0%} of the measured throughput); its {r['matmul_flops'] / 1e9:.1f}"
+                         f" GFLOP would take {r['seconds_at_matmul_peak']:.3f} s at that throughput, "
+                         f"{r['total'] / r['seconds_at_matmul_peak']:.0f}x less than the step")
     for a in ("grpo", "dpo"):
         if f"ratio_update_lean_over_plain_{a}" in result:
             lines.append(f"{a}: update with tiled log-probs / full logits: "
                          f"{result[f'ratio_update_lean_over_plain_{a}']:.2f}x")
     return "\n".join(lines)
+
+
+def bench_scaling(tier: str = "default", group_sizes=(2, 4, 8), prompts=(4, 8, 16), grids=(4, 6, 8, 11),
+                  steps: int = 2, seed: int = 0, threads: int | None = None) -> dict:
+    """How a GRPO step's seconds grow along three axes, one at a time, from the `tier` preset (random policy of the
+    tier's size, exact metric reward): `num_generations` over `group_sizes` and `prompts_per_step` over `prompts`
+    (whole trainer steps: the median of `steps` steps, setup excluded, split into phases as `bench_rl_step`), and
+    `image_tokens` over token grids of side `grids` (ShapeWorld's image side is fixed at 8 x 8, so this axis times a
+    step's two kernels on random Janus models of the same language model with a grid x grid image: sampling the
+    preset's prompts x group with CFG, and the update's forward and backward of the tiled log-probs; no reward).
+    Returns a JSON-able dict whose `rows` have axis, value, images, seconds and the phase seconds."""
+    from cotlab.policy import SHAPEWORLD_SIZES, build_shapeworld_policy
+    from cotlab.rewards import MetricReward
+    from cotlab.training import PRESETS, preset, trainer_for
+
+    if tier not in PRESETS or tier == "paper":
+        raise ValueError(f"bench scaling runs a ShapeWorld preset (smoke or default), got {tier!r}")
+    if steps < 1 or min((*group_sizes, *prompts, *grids), default=1) < 1:
+        raise ValueError("steps, group sizes, prompts and grids must be at least 1")
+    if any(g < 2 for g in group_sizes):
+        raise ValueError(f"GRPO's group size must be at least 2, got {list(group_sizes)}")
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        base = preset(tier, "grpo")
+        rows = []
+        for axis, values in (("num_generations", group_sizes), ("prompts_per_step", prompts)):
+            for value in values:
+                cfg = preset(tier, "grpo", max_steps=steps, seed=seed, report_to=(), **{axis: value})
+                trainer = trainer_for(cfg, policy=build_shapeworld_policy(cfg.policy, seed=seed),
+                                      reward_model=MetricReward(), progress=False)
+                trainer.train()
+                phases = {p: statistics.median(r.get(f"seconds_{p}", 0.0) for r in trainer.history)
+                          for p in STEP_PHASES}
+                rows.append({"axis": axis, "value": value, "images": cfg.prompts_per_step * cfg.num_generations,
+                             "seconds": statistics.median(r["seconds_step"] for r in trainer.history), **phases})
+        size = dataclasses.replace(SHAPEWORLD_SIZES[base.policy if base.policy in SHAPEWORLD_SIZES else "default"],
+                                   max_positions=max(grids) ** 2 + 64)
+        prompts_text = _prompts(base.prompts_per_step, seed)
+        rows_prompts = [p for p in prompts_text for _ in range(base.num_generations)]
+        for grid in grids:
+            policy = build_janus_pro_shaped_policy(seed, size, codebook_size=751, grid=grid, image_size=8 * grid)
+            generator = torch.Generator().manual_seed(seed)
+            sampling, update = [], []
+            for _ in range(steps + 1):  # the first is a warmup
+                start = time.perf_counter()
+                tokens = policy.sample(prompts_text, base.num_generations, guidance_scale=base.guidance_scale,
+                                       generator=generator, decode=False).image_tokens
+                middle = time.perf_counter()
+                logp = policy.token_logprobs(rows_prompts, tokens, guidance_scale=base.guidance_scale, lean=True)
+                (logp.mean(1) * torch.randn(len(rows_prompts), generator=generator)).mean().backward()
+                policy.model.zero_grad(set_to_none=True)
+                sampling.append(middle - start)
+                update.append(time.perf_counter() - middle)
+            phases = {"sampling": statistics.median(sampling[1:]), "update": statistics.median(update[1:])}
+            rows.append({"axis": "image_tokens", "value": grid * grid, "images": len(rows_prompts),
+                         "seconds": phases["sampling"] + phases["update"], "scoring": 0.0, "reference": 0.0,
+                         **phases})
+        return {"benchmark": "scaling", "tier": tier, "steps": steps, "seed": seed, "rows": rows,
+                "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__,
+                "base": {"num_generations": base.num_generations, "prompts_per_step": base.prompts_per_step,
+                         "image_tokens": 64}}
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def format_scaling(result: dict) -> str:
+    lines = [f"seconds per GRPO step along one axis at a time ({result['tier']} preset, random weights, median of "
+             f"{result['steps']} steps; image_tokens: sampling + update kernels only, no reward)",
+             f"{'axis':<18}{'value':>7}{'images':>8}{'seconds':>9}" + "".join(f"{p:>11}" for p in STEP_PHASES)]
+    for r in result["rows"]:
+        lines.append(f"{r['axis']:<18}{r['value']:>7}{r['images']:>8}{r['seconds']:>9.3f}"
+                     + "".join(f"{r[p]:>11.3f}" for p in STEP_PHASES))
+    return "\n".join(lines)
+
+
+def book_timings(path, tier: str):
+    """The pipeline's own log of a tier's book (`cotlab.experiments.reproduce.TIMINGS_FILE`; `path` "" or None: the
+    one `cotlab reproduce` names in $COTLAB_TIMINGS_FILE for its kernels, else _build's) as a table: seconds and
+    finishing time per chapter, plus the base policy's one-time training (its `pretrain.json` in the run store; it
+    runs inside chapter 1 when the store lacks it). None when the file or the tier is absent."""
+    import pandas as pd
+
+    from cotlab.experiments.store import RunStore
+    from cotlab.policy.pretrain import CODE, PRETRAIN_TIERS
+
+    path = Path(path or os.environ.get("COTLAB_TIMINGS_FILE", "_build/timings.json"))
+    data = json.loads(path.read_text()).get(tier) if path.is_file() else None
+    if not data:
+        return None
+    table = pd.DataFrame.from_dict(data, orient="index").rename_axis("chapter")
+    base_tier = "smoke" if tier == "smoke" else "default"
+    found = RunStore().find("base_policy", dataclasses.asdict(PRETRAIN_TIERS[base_tier]), CODE)
+    if found is not None and (found / "pretrain.json").is_file():
+        seconds = json.loads((found / "pretrain.json").read_text())["train_seconds"]
+        table.loc[f"(base policy training, {base_tier} tier; in 01 when not cached)"] = [round(seconds, 1), ""]
+    return table
 
 
 LOGPROB_METHODS = ("plain", "trl", "chunked")

@@ -87,9 +87,11 @@ def _bench(args: argparse.Namespace) -> int:
         bench_logprobs,
         bench_rl_step,
         bench_sampler,
+        bench_scaling,
         format_logprobs,
         format_rl_step,
         format_sampler,
+        format_scaling,
         write_json,
     )
 
@@ -97,6 +99,9 @@ def _bench(args: argparse.Namespace) -> int:
         result = bench_rl_step(tier=args.tier, steps=args.steps, seed=args.seed, threads=args.threads,
                                compare_plain=args.compare_plain)
         print(format_rl_step(result))
+    elif args.what == "scaling":
+        result = bench_scaling(tier=args.tier, steps=args.steps, seed=args.seed, threads=args.threads)
+        print(format_scaling(result))
     elif args.what == "logprobs":
         result = bench_logprobs(sequences=args.sequences, hidden_size=args.hidden_size, temperature=args.temperature,
                                 token_chunk=args.token_chunk, vocab_chunk=args.vocab_chunk,
@@ -116,18 +121,22 @@ def _bench(args: argparse.Namespace) -> int:
 def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="speed benchmarks: the CFG sampler against transformers' generate; GRPO and DPO steps; log-probs",
+        help="speed benchmarks: the CFG sampler against transformers' generate; GRPO and DPO steps; step scaling; "
+        "log-probs",
         description="`sampler`: image tokens per second of JanusPolicy.sample and of transformers' "
         "generate(generation_mode='image') on the same batch, same CFG, sampling at temperature 1, timed "
         "interleaved (median of repeats). Random weights; no image decode. `step`: seconds per GRPO and per DPO "
-        "step of a ShapeWorld preset, split into sampling / scoring / reference / update. `logprobs`: time and peak "
+        "step of a ShapeWorld preset, split into sampling / scoring / reference / update, with the share of time "
+        "in matrix products against the machine's measured matmul throughput. `scaling`: GRPO step seconds against "
+        "group size, prompts per step and image tokens. `logprobs`: time and peak "
         "memory of per-token log-probs from hidden states at Janus-Pro's shapes (16384 codes, 576 tokens), forward "
         "and backward: plain log_softmax + gather, TRL's selective_log_softmax, and cotlab.kernels' chunked one.",
     )
-    parser.add_argument("what", choices=("sampler", "step", "logprobs"), help="what to benchmark")
+    parser.add_argument("what", choices=("sampler", "step", "logprobs", "scaling"), help="what to benchmark")
     parser.add_argument("--tier", choices=("smoke", "default"), default="default",
-                        help="step: the training preset (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=3, help="step: optimizer steps per algorithm (default: 3)")
+                        help="step, scaling: the training preset (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=3,
+                        help="step: optimizer steps per algorithm; scaling: steps per setting (default: 3)")
     parser.add_argument("--compare-plain", action="store_true",
                         help="step: also run with full-logit log-probs (lean_logprobs=False), side by side")
     parser.add_argument("--size", choices=("tiny", "smoke", "default"), default="default",

@@ -48,3 +48,23 @@ def sweep_plot(results, variable: str, *, title: str = "", xlabel: str | None = 
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+def scaling_plot(result: dict):
+    """Seconds per GRPO step against each axis of a `cotlab.bench.bench_scaling` result (log-log), with the sampling
+    and update phases, and the linear-growth line through the first point; returns the figure."""
+    rows = result["rows"]
+    axes_names = list(dict.fromkeys(r["axis"] for r in rows))
+    fig, axes = plt.subplots(1, len(axes_names), figsize=(4 * len(axes_names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], axes_names):
+        part = [r for r in rows if r["axis"] == name]
+        x = np.array([r["value"] for r in part], dtype=float)
+        for key, style in (("seconds", "o-"), ("sampling", "s--"), ("update", "^--")):
+            ax.plot(x, [r[key] for r in part], style, label="step" if key == "seconds" else key)
+        ax.plot(x, part[0]["seconds"] * x / x[0], ":", color="grey", label="linear")
+        ax.set(xscale="log", yscale="log", xlabel=name.replace("_", " "), ylabel="seconds",
+               title=f"GRPO step vs {name.replace('_', ' ')}")
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -3,6 +3,8 @@ No timing assertions: wall-clock times depend on the machine and its load."""
 import json
 import math
 
+import pytest
+
 from cotlab import cli
 from cotlab.bench import bench_sampler, format_sampler
 
@@ -46,3 +48,52 @@ def test_bench_step_splits_grpo_and_dpo_steps_into_phases():
     assert "ratio DPO/GRPO" in format_rl_step(result)
     args = cli.build_parser().parse_args(["bench", "step", "--tier", "smoke", "--steps", "2"])
     assert (args.what, args.tier, args.steps) == ("step", "smoke", 2)
+    for algorithm in ("grpo", "dpo"):  # one profiled step each: a part of it is matrix products
+        r = result[algorithm]
+        assert 0 < r["matmul_share"] < 1 and r["matmul_flops"] > 0 and 0 < r["seconds_at_matmul_peak"] < r["total"]
+    assert result["matmul_peak_gflops"] > 0 and "of the measured throughput" in format_rl_step(result)
+
+
+def test_matmul_profile_counts_the_products_flops():
+    import torch
+
+    from cotlab.bench import matmul_profile
+
+    a, b = torch.randn(64, 96), torch.randn(96, 32)
+    found = matmul_profile(lambda: (a @ b, torch.addmm(torch.zeros(64, 32), a, b), a.exp()), torch.device("cpu"))
+    assert found["matmul_flops"] == 2 * (2 * 64 * 96 * 32)  # mm and addmm; exp is not a product
+    assert 0 < found["matmul_s"] <= found["wall_s"]
+
+
+def test_bench_scaling_times_each_axis(tmp_path):
+    from cotlab.bench import STEP_PHASES, bench_scaling, format_scaling
+    from cotlab.plotting import scaling_plot
+
+    result = bench_scaling(tier="smoke", group_sizes=(2, 4), prompts=(4,), grids=(4, 8), steps=1)
+    rows = {(r["axis"], r["value"]): r for r in result["rows"]}
+    assert set(rows) == {("num_generations", 2), ("num_generations", 4), ("prompts_per_step", 4),
+                         ("image_tokens", 16), ("image_tokens", 64)}
+    assert rows[("num_generations", 4)]["images"] == 32 and rows[("prompts_per_step", 4)]["images"] == 16
+    for r in result["rows"]:
+        assert r["seconds"] > 0 and all(r[p] >= 0 for p in STEP_PHASES)
+    assert json.loads(json.dumps(result)) == result and "image_tokens" in format_scaling(result)
+    assert len(scaling_plot(result).axes) == 3
+    with pytest.raises(ValueError, match="group size must be at least 2"):
+        bench_scaling(tier="smoke", group_sizes=(1,))
+
+
+def test_book_timings_read_the_pipelines_log(tmp_path, monkeypatch):
+    from cotlab.bench import book_timings
+    from cotlab.experiments.reproduce import record_timing
+
+    path = tmp_path / "timings.json"
+    assert book_timings(path, "default") is None
+    record_timing(path, "default", "00_shapeworld", 12.34)
+    record_timing(path, "default", "01_base_model", 100.0)
+    record_timing(path, "smoke", "00_shapeworld", 1.0)
+    record_timing(path, "default", "00_shapeworld", 20.0)  # a rerun replaces the chapter's time
+    monkeypatch.setenv("COTLAB_TIMINGS_FILE", str(path))
+    table = book_timings("", "default")
+    chapters = table[~table.index.str.startswith("(")]
+    assert chapters["seconds"].to_dict() == {"00_shapeworld": 20.0, "01_base_model": 100.0}
+    assert book_timings(path, "paper") is None

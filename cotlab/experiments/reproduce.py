@@ -37,6 +37,7 @@ CHAPTERS: list[str] = [
     "07_iterative",
     "08_paper_scale",
     "09_findings",
+    "10_benchmarks",
 ]
 
 #: What each chapter reads from earlier ones (base model, reward models): a change upstream reruns it.
@@ -52,7 +53,13 @@ DEPENDS: dict[str, list[str]] = {
     "08_paper_scale": [],
     "09_findings": ["03_grpo_vs_dpo", "04_reward_to_rl", "05_samples_per_prompt", "06_data_scaling",
                     "07_iterative"],
+    # the appendix reports every chapter's execution time (TIMINGS_FILE)
+    "10_benchmarks": ["00_shapeworld", "01_base_model", "02_reward_models", "03_grpo_vs_dpo", "04_reward_to_rl",
+                      "05_samples_per_prompt", "06_data_scaling", "07_iterative", "08_paper_scale", "09_findings"],
 }
+
+#: Under the build directory: each chapter's last execution time per tier, written as the pipeline goes.
+TIMINGS_FILE = "timings.json"
 
 KERNEL_NAME = "python3"
 _INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -80,17 +87,20 @@ def kernel_python(kernel_name: str = KERNEL_NAME) -> str:
 
 
 @contextlib.contextmanager
-def _kernel_environment() -> Iterator[None]:
-    """Let kernels draw inline figures even when the caller set MPLBACKEND (e.g. Agg for tests)."""
-    old = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = _INLINE_BACKEND
+def _kernel_environment(timings: Path) -> Iterator[None]:
+    """Let kernels draw inline figures even when the caller set MPLBACKEND (e.g. Agg for tests), and tell them where
+    this run's timings file is (the benchmarks appendix reads it)."""
+    values = {"MPLBACKEND": _INLINE_BACKEND, "COTLAB_TIMINGS_FILE": str(timings)}
+    old = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = old
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def stage_sources(root: Path, book_src: Path) -> None:
@@ -130,7 +140,7 @@ def execute_chapter(chapter: str, tier: str, root: Path, out_dir: Path, failed_d
     parameters = notebook_parameters(chapter, tier)
     print(f"[cotlab] {chapter}: parameters {parameters}", flush=True)
     try:
-        with _kernel_environment():
+        with _kernel_environment(out_dir.parents[1] / TIMINGS_FILE):  # out_dir: <build>/book_src/notebooks
             papermill.execute_notebook(
                 str(source),
                 str(partial),
@@ -211,6 +221,20 @@ def build_book(book_src: Path, build_dir: Path) -> Path:
     return html / "index.html"
 
 
+def record_timing(path: Path, tier: str, chapter: str, seconds: float) -> None:
+    """Add a chapter's execution time to the timings file ({tier: {chapter: {"seconds", "finished"}}}), atomically;
+    a chapter not rerun keeps the time of the run that executed it."""
+    import datetime as dt
+    import json
+
+    from cotlab.experiments.store import atomic_write_json
+
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault(tier, {})[chapter] = {"seconds": round(seconds, 1),
+                                          "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    atomic_write_json(path, data)
+
+
 def reproduce(
     tier: str,
     root: str | os.PathLike[str] = ".",
@@ -248,6 +272,7 @@ def reproduce(
         execute_chapter(chapter, tier, root, book_src / "notebooks", build / "failed")
         stamp_file.write_text(stamps[chapter])
         timings.append((chapter, time.perf_counter() - start))
+        record_timing(build / TIMINGS_FILE, tier, chapter, timings[-1][1])
         print(f"[cotlab] {chapter}: executed in {timings[-1][1]:.1f} s", flush=True)
 
     missing = [c for c in CHAPTERS if not (book_src / "notebooks" / f"{c}.ipynb").is_file()]
@@ -256,6 +281,7 @@ def reproduce(
     start = time.perf_counter()
     index = build_book(book_src, build)
     timings.append(("(book build)", time.perf_counter() - start))
+    record_timing(build / TIMINGS_FILE, tier, "(book build)", timings[-1][1])
 
     print("[cotlab] wall time per step:")
     for name, seconds in timings:

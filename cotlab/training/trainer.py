@@ -402,6 +402,10 @@ class Trainer:
             path = found[-1]
         if not (path / STATE_FILE).is_file():
             raise FileNotFoundError(f"{path} is not a cotlab training checkpoint (no {STATE_FILE})")
+        if self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+            raise ValueError(f"cannot resume from {path} under {self.accelerator.distributed_type.value}: its "
+                             f"optimizer state is the main process's shard only; restart the run, or start a new one "
+                             f"from the checkpoint's policy with --set policy={path / 'policy'}")
         saved = type(self.cfg).from_dict(json.loads((path / CONFIG_FILE).read_text()))
         diff = self.cfg.diff(saved)
         if diff:
