@@ -64,6 +64,7 @@ def scaling_plot(result: dict):
         ax.plot(x, part[0]["seconds"] * x / x[0], ":", color="grey", label="linear")
         ax.set(xscale="log", yscale="log", xlabel=name.replace("_", " "), ylabel="seconds",
                title=f"GRPO step vs {name.replace('_', ' ')}")
+        ax.minorticks_off()  # log axes spanning less than a decade label their minor ticks over the major ones
         ax.set_xticks(x, [f"{v:g}" for v in x])
         ax.legend(fontsize=8)
     fig.tight_layout()
