@@ -528,10 +528,13 @@ def peak_memory_bytes(fn, device: torch.device) -> int:
 
 def bench_logprobs(sequences: int = 1, hidden_size: int = 64, vocab_size: int = JANUS_PRO_CODEBOOK,
                    tokens: int = JANUS_PRO_GRID ** 2, temperature: float = 1.0, token_chunk: int | None = None,
-                   vocab_chunk: int | None = None, repeats: int = 5, warmup: int = 1, seed: int = 0,
-                   device: str | None = None, threads: int | None = None, verbose: bool = False) -> dict:
+                   vocab_chunk: int | None = None, trained_head: bool = False, repeats: int = 5, warmup: int = 1,
+                   seed: int = 0, device: str | None = None, threads: int | None = None,
+                   verbose: bool = False) -> dict:
     """Peak memory and seconds of per-token log-probs from hidden states, forward and backward (the loss is their sum;
-    gradients for the hidden states, the head's weight and its bias), three ways on the same random fp32 inputs:
+    gradients for the hidden states, and with ``trained_head`` for the head's weight and bias too; by default the
+    head is frozen, as in the trainers, where only the language model trains), three ways on the same random fp32
+    inputs:
 
     * ``plain``: ``log_softmax((h @ W.T + b) / temperature).gather(tokens)``;
     * ``trl``: the same logits, then TRL's `selective_log_softmax` (per-sequence log-sum-exp); the logits count in its
@@ -564,13 +567,13 @@ def bench_logprobs(sequences: int = 1, hidden_size: int = 64, vocab_size: int = 
         torch.set_num_threads(threads)
     try:
         return _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, token_chunk, vocab_chunk,
-                               repeats, warmup, seed, device, verbose)
+                               trained_head, repeats, warmup, seed, device, verbose)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, token_chunk, vocab_chunk, repeats,
-                    warmup, seed, device, verbose) -> dict:
+def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, token_chunk, vocab_chunk, trained_head,
+                    repeats, warmup, seed, device, verbose) -> dict:
     from trl.trainer.utils import selective_log_softmax
 
     from cotlab.kernels import logprobs_from_hidden
@@ -578,10 +581,10 @@ def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, tok
     dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     generator = torch.Generator().manual_seed(seed)
     hidden = torch.randn(sequences, tokens, hidden_size, generator=generator).to(dev).requires_grad_()
-    weight = (torch.randn(vocab_size, hidden_size, generator=generator) / hidden_size ** 0.5).to(dev).requires_grad_()
-    bias = (0.1 * torch.randn(vocab_size, generator=generator)).to(dev).requires_grad_()
+    weight = (torch.randn(vocab_size, hidden_size, generator=generator) / hidden_size ** 0.5).to(dev)
+    bias = (0.1 * torch.randn(vocab_size, generator=generator)).to(dev)
     targets = torch.randint(0, vocab_size, (sequences, tokens), generator=generator).to(dev)
-    inputs = (hidden, weight, bias)
+    inputs = (hidden, weight.requires_grad_(), bias.requires_grad_()) if trained_head else (hidden,)
 
     def logits():
         return hidden @ weight.T + bias
@@ -635,8 +638,9 @@ def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, tok
         "dtype": "float32",
         "token_chunk": token_chunk,
         "vocab_chunk": vocab_chunk,
+        "trained_head": trained_head,
         "logits_bytes": rows * vocab_size * 4,  # one fp32 copy of the full logits
-        "gradient_bytes": sum(t.numel() for t in inputs) * 4,  # grads of hidden, weight and bias: in every peak
+        "gradient_bytes": sum(t.numel() for t in inputs) * 4,  # grads of hidden (weight, bias): in every peak
         "repeats": repeats,
         "warmup": warmup,
         "seed": seed,
@@ -665,7 +669,8 @@ def format_logprobs(result: dict) -> str:
     """A table of a `bench_logprobs` result: time and peak memory per method, and their ratios to plain."""
     lines = [f"per-token log-probs from hidden states, forward + backward: {result['sequences']} x {result['tokens']} "
              f"tokens, {result['vocab_size']} codes, hidden {result['hidden_size']}, fp32, temperature "
-             f"{result['temperature']:g}; chunked tile {result['token_chunk']} x {result['vocab_chunk']}",
+             f"{result['temperature']:g}; chunked tile {result['token_chunk']} x {result['vocab_chunk']}; head "
+             f"{'trained (gradients for its weight and bias)' if result['trained_head'] else 'frozen'}",
              f"{result['repeats']} repeats after {result['warmup']} warmup, device {result['device']} "
              f"({result['torch_threads']} torch threads); peak memory by {result['peak_memory_method']}; one fp32 "
              f"copy of the logits is {result['logits_bytes'] / 2**20:.1f} MiB, the gradients (in every peak) "

@@ -105,7 +105,7 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "logprobs":
         result = bench_logprobs(sequences=args.sequences, hidden_size=args.hidden_size, temperature=args.temperature,
                                 token_chunk=args.token_chunk, vocab_chunk=args.vocab_chunk,
-                                repeats=5 if args.repeats is None else args.repeats, warmup=args.warmup,
+                                trained_head=args.trained_head, repeats=5 if args.repeats is None else args.repeats, warmup=args.warmup,
                                 seed=args.seed, device=args.device, threads=args.threads, verbose=args.verbose)
         print(format_logprobs(result))
     else:
@@ -157,6 +157,9 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
                         help="logprobs: tokens per tile of the chunked path (default: cotlab.kernels.TOKEN_CHUNK)")
     parser.add_argument("--vocab-chunk", type=int, default=None,
                         help="logprobs: codes per tile of the chunked path (default: cotlab.kernels.VOCAB_CHUNK)")
+    parser.add_argument("--trained-head", action="store_true",
+                        help="logprobs: the head's weight and bias get gradients too (default: frozen, as the trainers "
+                        "leave it)")
     parser.add_argument("--device", default=None,
                         help="logprobs: torch device (default: cuda when available, else cpu)")
     parser.add_argument("--repeats", type=int, default=None,

@@ -22,6 +22,16 @@ only one tile of ``token_chunk`` tokens x ``vocab_chunk`` codes at a time:
 Peak memory is O(token_chunk x vocab_chunk) on top of the inputs and their gradients, not O(N T V). The price is one
 more matmul (the backward's recomputation): four instead of three.
 
+A frozen head (W and b need no gradient: the trainers' default, where only the language model trains) needs no
+recomputation. The log-prob's gradient with respect to h_t is a vector that does not depend on the loss,
+
+    d log p_t(y_t) / d h_t = (W[y_t] - sum_v p_tv W_v) / temperature,
+
+and sum_v p_tv W_v = u_t / s_t accumulates in the forward like the log-sum-exp (u = sum_v exp(z_v - m) W_v, rescaled
+by exp(m_old - m_new) when the max grows: one more matmul per tile, e @ W). The forward keeps these (N*T, D) vectors
+and the backward only scales them by the incoming gradients: two matmuls in all, as many as plain log_softmax +
+gather with a frozen head. An entropy that receives a gradient still takes the recomputing backward.
+
 Two implementations of the per-tile work (the matmuls are torch's in both): torch operations, which run everywhere,
 and Triton kernels (one pass over the tile instead of several), used on CUDA when the `triton` package is installed.
 `backend="auto"` picks Triton there and torch otherwise. With ``TRITON_INTERPRET=1`` set before this module is
@@ -63,12 +73,17 @@ def logprobs_from_hidden(hidden: torch.Tensor, weight: torch.Tensor, tokens: tor
     leading shape as ``hidden``, e.g. (N, T). Returns the fp32 log-probs (...), and with ``entropy=True`` the pair
     (log-probs, entropies), the entropy H = lse - sum_v p_v z_v of each token's whole distribution. Both are
     differentiable with respect to ``hidden``, ``weight`` and ``bias``; the backward recomputes the logits tile by
-    tile. ``token_chunk`` x ``vocab_chunk`` is the tile; ``backend`` is "auto" (Triton on CUDA when installed, else
+    tile, unless the head is frozen (only ``hidden`` needs a gradient), when the forward prepares the log-probs'
+    gradients with respect to ``hidden`` instead. ``token_chunk`` x ``vocab_chunk`` is the tile; ``backend`` is "auto" (Triton on CUDA when installed, else
     torch), "torch" or "triton"."""
     backend = _check_inputs(hidden, weight, tokens, bias, temperature, token_chunk, vocab_chunk, backend)
     flat_tokens = tokens.reshape(-1).contiguous()
+    # grad mode is off inside an autograd.Function's forward, so whether h's gradient will be wanted is decided here
+    frozen_head = (torch.is_grad_enabled() and hidden.requires_grad and not weight.requires_grad
+                   and (bias is None or not bias.requires_grad))
     logprobs, entropies = _ChunkedLogProbs.apply(hidden.reshape(-1, hidden.shape[-1]), weight, bias, flat_tokens,
-                                                 float(temperature), entropy, token_chunk, vocab_chunk, backend)
+                                                 float(temperature), entropy, token_chunk, vocab_chunk, backend,
+                                                 frozen_head)
     logprobs = logprobs.reshape(tokens.shape)
     return (logprobs, entropies.reshape(tokens.shape)) if entropy else logprobs
 
@@ -132,7 +147,8 @@ class _ChunkedLogProbs(torch.autograd.Function):
     """Log-probs and entropies of flat (M, D) hidden states, tile by tile forward and backward (see the module)."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, tokens, temperature, with_entropy, token_chunk, vocab_chunk, backend):
+    def forward(ctx, hidden, weight, bias, tokens, temperature, with_entropy, token_chunk, vocab_chunk, backend,
+                frozen_head):
         ctx.set_materialize_grads(False)  # an unused entropy output must not cost a backward pass over the tiles
         fold = _fold_triton if backend == "triton" else _fold_torch
         rows, vocab = hidden.shape[0], weight.shape[0]
@@ -141,29 +157,44 @@ class _ChunkedLogProbs(torch.autograd.Function):
         sum_exp = torch.zeros(rows, **stats)  # sum_v exp(z_v - running_max)
         sum_exp_shifted = torch.zeros(rows, **stats)  # sum_v exp(z_v - running_max) (z_v - running_max)
         target_logit = torch.zeros(rows, **stats)
+        # frozen head: sum_v exp(z_v - running_max) W_v, turned into d log p(y) / dh once a token chunk is done
+        logprob_grad = torch.zeros(rows, hidden.shape[1], **stats) if frozen_head else None
         for a in range(0, rows, token_chunk):
             b = min(a + token_chunk, rows)
             for start in range(0, vocab, vocab_chunk):
-                tile = _logits_tile(hidden[a:b], weight, bias, start, min(start + vocab_chunk, vocab))
-                fold(tile, tokens[a:b], start, 1.0 / temperature, running_max[a:b], sum_exp[a:b],
-                     sum_exp_shifted[a:b], target_logit[a:b], with_entropy)
+                end = min(start + vocab_chunk, vocab)
+                tile = _logits_tile(hidden[a:b], weight, bias, start, end)
+                previous_max = running_max[a:b].clone() if frozen_head else None
+                exp_tile = fold(tile, tokens[a:b], start, 1.0 / temperature, running_max[a:b], sum_exp[a:b],
+                                sum_exp_shifted[a:b], target_logit[a:b], with_entropy, keep_exp=frozen_head)
+                if frozen_head:  # exp(-inf) = 0 clears the zeros on the first tile
+                    rescale = torch.exp(previous_max - running_max[a:b]).unsqueeze(1)
+                    logprob_grad[a:b].mul_(rescale).addmm_(exp_tile, weight[start:end].float())
+            if frozen_head:  # (W[y] - sum_v p_v W_v) / temperature
+                logprob_grad[a:b].div_(-sum_exp[a:b].unsqueeze(1)).add_(weight[tokens[a:b]].float())
+                logprob_grad[a:b].mul_(1.0 / temperature)
         log_sum_exp = running_max + sum_exp.log()
         logprobs = target_logit - log_sum_exp
         entropies = sum_exp.log() - sum_exp_shifted / sum_exp if with_entropy else None
-        ctx.save_for_backward(hidden, weight, bias, tokens, log_sum_exp, entropies)
+        ctx.save_for_backward(hidden, weight, bias, tokens, log_sum_exp, entropies, logprob_grad)
         ctx.settings = (temperature, token_chunk, vocab_chunk, backend)
         return logprobs, entropies
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_logprobs, grad_entropies):
-        hidden, weight, bias, tokens, log_sum_exp, entropies = ctx.saved_tensors
+        hidden, weight, bias, tokens, log_sum_exp, entropies, logprob_grad = ctx.saved_tensors
         temperature, token_chunk, vocab_chunk, backend = ctx.settings
         needs_hidden, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        grad_hidden = None
+        if logprob_grad is not None and grad_logprobs is not None:  # frozen head: prepared in the forward
+            grad_hidden = logprob_grad * grad_logprobs.unsqueeze(1)
+            grad_logprobs = None
         if grad_logprobs is None and grad_entropies is None:
-            return (None,) * 9
+            return (None if grad_hidden is None else grad_hidden.to(hidden.dtype),) + (None,) * 9
         tile_grad = _tile_grad_triton if backend == "triton" else _tile_grad_torch
-        grad_hidden = torch.zeros(hidden.shape, device=hidden.device) if needs_hidden else None
+        if needs_hidden and grad_hidden is None:
+            grad_hidden = torch.zeros(hidden.shape, device=hidden.device)
         grad_weight = torch.zeros(weight.shape, device=weight.device) if needs_weight else None
         grad_bias = torch.zeros(bias.shape, device=bias.device) if needs_bias else None
         rows, vocab = hidden.shape[0], weight.shape[0]
@@ -185,13 +216,13 @@ class _ChunkedLogProbs(torch.autograd.Function):
                     grad_bias[start:end] += dz.sum(0)
         return (None if grad_hidden is None else grad_hidden.to(hidden.dtype),
                 None if grad_weight is None else grad_weight.to(weight.dtype),
-                None if grad_bias is None else grad_bias.to(bias.dtype), None, None, None, None, None, None)
+                None if grad_bias is None else grad_bias.to(bias.dtype), None, None, None, None, None, None, None)
 
 
 def _fold_torch(tile, targets, vocab_start, inv_temperature, running_max, sum_exp, sum_exp_shifted, target_logit,
-                with_entropy) -> None:
+                with_entropy, keep_exp=False) -> torch.Tensor | None:
     """Fold one fp32 tile of logits (rows, n) for vocabulary entries [vocab_start, vocab_start + n) into the running
-    statistics (updated in place). Overwrites ``tile``."""
+    statistics (updated in place). Overwrites ``tile``. With ``keep_exp``, returns exp(z - new running max)."""
     n = tile.shape[1]
     z = tile.mul_(inv_temperature) if inv_temperature != 1 else tile
     local = targets - vocab_start
@@ -209,6 +240,7 @@ def _fold_torch(tile, targets, vocab_start, inv_temperature, running_max, sum_ex
         sum_exp_shifted.copy_(rescale * (sum_exp_shifted + moved * sum_exp) + torch.einsum("ij,ij->i", e, shifted))
     sum_exp.mul_(rescale).add_(e.sum(1))
     running_max.copy_(new_max)
+    return e if keep_exp else None
 
 
 def _tile_grad_torch(tile, targets, vocab_start, inv_temperature, log_sum_exp, entropies, grad_logprobs,
@@ -241,11 +273,13 @@ def _block(n: int) -> int:
 
 
 def _fold_triton(tile, targets, vocab_start, inv_temperature, running_max, sum_exp, sum_exp_shifted, target_logit,
-                 with_entropy) -> None:
-    """`_fold_torch` as one Triton program per token, streaming its row of the tile once."""
+                 with_entropy, keep_exp=False) -> torch.Tensor | None:
+    """`_fold_torch` as one Triton program per token, streaming its row of the tile once (the kernel leaves
+    ``tile`` as it was; ``keep_exp`` turns it into exp(z - new running max) afterwards)."""
     rows, n = tile.shape
     _fold_kernel[(rows,)](tile, tile.stride(0), targets, running_max, sum_exp, sum_exp_shifted, target_logit,
                           vocab_start, n, inv_temperature, WITH_ENTROPY=with_entropy, BLOCK=_block(n))
+    return tile.mul_(inv_temperature).sub_(running_max.unsqueeze(1)).exp_() if keep_exp else None
 
 
 def _tile_grad_triton(tile, targets, vocab_start, inv_temperature, log_sum_exp, entropies, grad_logprobs,

@@ -24,13 +24,19 @@ from cotlab.kernels import logprobs_from_hidden, triton_usable
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 
-def inputs(leading, dim, vocab, bias=True, seed=0, dtype=torch.float32):
+def inputs(leading, dim, vocab, bias=True, seed=0, dtype=torch.float32, head="trained"):
+    """Random hidden states, head and tokens; ``head="frozen"`` leaves the head without gradients (the trainers'
+    default), which takes the kernel's path that prepares the hidden states' gradients in the forward."""
     g = torch.Generator().manual_seed(seed)
     hidden = torch.randn(*leading, dim, generator=g).to(dtype).requires_grad_()
-    weight = (torch.randn(vocab, dim, generator=g) / dim ** 0.5).to(dtype).requires_grad_()
-    b = (0.1 * torch.randn(vocab, generator=g)).to(dtype).requires_grad_() if bias else None
+    weight = (torch.randn(vocab, dim, generator=g) / dim ** 0.5).to(dtype).requires_grad_(head == "trained")
+    b = (0.1 * torch.randn(vocab, generator=g)).to(dtype).requires_grad_(head == "trained") if bias else None
     tokens = torch.randint(0, vocab, leading, generator=g)
     return hidden, weight, b, tokens
+
+
+def trainable(*tensors):
+    return [t for t in tensors if t is not None and t.requires_grad]
 
 
 def reference(hidden, weight, bias, tokens, temperature=1.0):
@@ -57,11 +63,12 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("head", ["trained", "frozen"])
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_logprobs_and_gradients_match_log_softmax_gather(case):
+def test_logprobs_and_gradients_match_log_softmax_gather(case, head):
     leading, dim, vocab, token_chunk, vocab_chunk, temperature, bias = case
-    hidden, weight, b, tokens = inputs(leading, dim, vocab, bias)
-    params = [p for p in (hidden, weight, b) if p is not None]
+    hidden, weight, b, tokens = inputs(leading, dim, vocab, bias, head=head)
+    params = trainable(hidden, weight, b)
     upstream = [torch.randn(leading, generator=torch.Generator().manual_seed(1))]
     expected, expected_grads = value_and_grads(lambda: reference(hidden, weight, b, tokens, temperature)[:1],
                                                params, upstream)
@@ -74,12 +81,13 @@ def test_logprobs_and_gradients_match_log_softmax_gather(case):
         torch.testing.assert_close(g, e, **TOL, msg=lambda m, name=name: f"grad {name}: {m}")
 
 
+@pytest.mark.parametrize("head", ["trained", "frozen"])
 @pytest.mark.parametrize("use", ["both", "entropy-only"])
 @pytest.mark.parametrize("case", [CASES["odd-chunks"], CASES["cold"], CASES["hot"]], ids=["odd", "cold", "hot"])
-def test_entropy_values_and_gradients(case, use):
+def test_entropy_values_and_gradients(case, use, head):
     leading, dim, vocab, token_chunk, vocab_chunk, temperature, bias = case
-    hidden, weight, b, tokens = inputs(leading, dim, vocab, bias, seed=2)
-    params = [p for p in (hidden, weight, b) if p is not None]
+    hidden, weight, b, tokens = inputs(leading, dim, vocab, bias, seed=2, head=head)
+    params = trainable(hidden, weight, b)
     g = torch.Generator().manual_seed(3)
     upstream = [torch.randn(leading, generator=g) if use == "both" else None, torch.randn(leading, generator=g)]
     expected, expected_grads = value_and_grads(lambda: reference(hidden, weight, b, tokens, temperature), params,
@@ -94,17 +102,39 @@ def test_entropy_values_and_gradients(case, use):
         torch.testing.assert_close(g_, e, **TOL)
 
 
-def test_janus_pro_sizes():
+@pytest.mark.parametrize("head", ["trained", "frozen"])
+def test_janus_pro_sizes(head):
     """16,384 codes, 576 tokens (one 24 x 24 image), D = 64: values, entropies and all gradients to 1e-5."""
-    hidden, weight, b, tokens = inputs((1, 576), 64, 16384, seed=4)
+    hidden, weight, b, tokens = inputs((1, 576), 64, 16384, seed=4, head=head)
+    params = trainable(hidden, weight, b)
     g = torch.Generator().manual_seed(5)
     upstream = [torch.randn(1, 576, generator=g), torch.randn(1, 576, generator=g)]
-    expected, expected_grads = value_and_grads(lambda: reference(hidden, weight, b, tokens), [hidden, weight, b],
-                                               upstream)
+    expected, expected_grads = value_and_grads(lambda: reference(hidden, weight, b, tokens), params, upstream)
     got, got_grads = value_and_grads(lambda: logprobs_from_hidden(hidden, weight, tokens, b, entropy=True),
-                                     [hidden, weight, b], upstream)
+                                     params, upstream)
     for g_, e in zip((*got, *got_grads), (*expected, *expected_grads)):
         torch.testing.assert_close(g_, e, **TOL)
+
+
+def test_frozen_head_backward_recomputes_no_logits(monkeypatch):
+    """With the head frozen, the log-probs' backward only scales vectors the forward prepared: no logit tile is
+    computed after the forward unless the entropy receives a gradient. Under no_grad nothing is prepared."""
+    from cotlab import kernels
+
+    hidden, weight, b, tokens = inputs((2, 9), 6, 37, seed=8, head="frozen")
+    tiles = []
+    logits_tile = kernels._logits_tile
+    monkeypatch.setattr(kernels, "_logits_tile", lambda *a: tiles.append(1) or logits_tile(*a))
+    logprobs, entropy = logprobs_from_hidden(hidden, weight, tokens, b, entropy=True, token_chunk=4, vocab_chunk=10)
+    forward_tiles = len(tiles)
+    assert forward_tiles == 5 * 4  # 18 tokens in chunks of 4, 37 codes in chunks of 10
+    logprobs.sum().backward(retain_graph=True)
+    assert len(tiles) == forward_tiles
+    entropy.sum().backward()
+    assert len(tiles) == 2 * forward_tiles
+    with torch.no_grad():
+        out = logprobs_from_hidden(hidden, weight, tokens, b, token_chunk=4, vocab_chunk=10)
+    assert out.grad_fn is None
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.8])
@@ -174,14 +204,14 @@ TRITON_CHECK = textwrap.dedent("""
     from cotlab.kernels import logprobs_from_hidden, triton_usable
     assert triton_usable(torch.device("cpu"))
     worst = 0.0
-    for seed, (leading, dim, vocab, token_chunk, vocab_chunk, temperature, bias) in enumerate(CASES):
+    for seed, (leading, dim, vocab, token_chunk, vocab_chunk, temperature, bias, head) in enumerate(CASES):
         g = torch.Generator().manual_seed(seed)
         hidden = torch.randn(*leading, dim, generator=g).requires_grad_()
-        weight = (torch.randn(vocab, dim, generator=g) / dim ** 0.5).requires_grad_()
-        b = (0.1 * torch.randn(vocab, generator=g)).requires_grad_() if bias else None
+        weight = (torch.randn(vocab, dim, generator=g) / dim ** 0.5).requires_grad_(head == "trained")
+        b = (0.1 * torch.randn(vocab, generator=g)).requires_grad_(head == "trained") if bias else None
         tokens = torch.randint(0, vocab, leading, generator=g)
         upstream = [torch.randn(leading, generator=g), torch.randn(leading, generator=g)]
-        params = [p for p in (hidden, weight, b) if p is not None]
+        params = [p for p in (hidden, weight, b) if p is not None and p.requires_grad]
         results = []
         for backend in ("torch", "triton"):
             out = logprobs_from_hidden(hidden, weight, tokens, b, temperature=temperature, entropy=True,
@@ -204,8 +234,9 @@ TRITON_CHECK = textwrap.dedent("""
 def test_triton_kernels_match_torch_in_the_interpreter():
     """The Triton kernels, run by Triton's interpreter on CPU tensors (TRITON_INTERPRET=1 must be set before the
     kernels are defined, hence a fresh process), against the torch path: values, entropies, and gradients with
-    log-probs only, entropies only, and both in the loss."""
-    cases = [CASES[name] for name in ("odd-chunks", "cold", "vocab-chunked-no-bias", "flat-tokens")]
+    log-probs only, entropies only, and both in the loss, with the head trained and frozen."""
+    cases = [(*CASES[name], head) for name in ("odd-chunks", "cold", "vocab-chunked-no-bias", "flat-tokens")
+             for head in ("trained", "frozen")]
     script = f"CASES = {cases!r}\n" + TRITON_CHECK
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
@@ -224,13 +255,15 @@ def test_peak_memory_bytes_sees_torch_cpu_allocations():
     assert peak_memory_bytes(allocate, torch.device("cpu")) == 4 << 20
 
 
-def test_bench_logprobs_tiny_shape():
+@pytest.mark.parametrize("trained_head", [False, True])
+def test_bench_logprobs_tiny_shape(trained_head):
     result = bench_logprobs(sequences=2, hidden_size=8, vocab_size=512, tokens=64, token_chunk=16, vocab_chunk=128,
-                            repeats=2, warmup=0, threads=1)
+                            trained_head=trained_head, repeats=2, warmup=0, threads=1)
     for key in ("sequences", "tokens", "hidden_size", "vocab_size", "token_chunk", "vocab_chunk", "logits_bytes",
                 "gradient_bytes", "peak_memory_method", "device", "goal_met", *LOGPROB_METHODS):
         assert key in result, key
     assert result["logits_bytes"] == 2 * 64 * 512 * 4 and result["device"] == "cpu"
+    assert result["gradient_bytes"] == 4 * (2 * 64 * 8 + trained_head * (512 * 8 + 512))
     for name in LOGPROB_METHODS:
         r = result[name]
         assert len(r["seconds"]) == 2 and all(s > 0 for s in r["seconds"]) and r["median_s"] > 0
@@ -247,9 +280,9 @@ def test_bench_logprobs_tiny_shape():
 def test_cli_accepts_bench_logprobs():
     args = cli.build_parser().parse_args(["bench", "logprobs"])
     assert args.what == "logprobs" and (args.sequences, args.hidden_size, args.temperature) == (1, 64, 1.0)
-    assert args.token_chunk is None and args.vocab_chunk is None and args.device is None
+    assert args.token_chunk is None and args.vocab_chunk is None and args.device is None and not args.trained_head
     args = cli.build_parser().parse_args(["bench", "logprobs", "--sequences", "4", "--hidden-size", "2048",
                                           "--token-chunk", "128", "--vocab-chunk", "1024", "--temperature", "0.9",
-                                          "--repeats", "3", "--threads", "1", "--json", "lp.json"])
-    assert (args.sequences, args.hidden_size, args.token_chunk, args.vocab_chunk, args.temperature, args.repeats,
-            args.threads, args.json) == (4, 2048, 128, 1024, 0.9, 3, 1, "lp.json")
+                                          "--trained-head", "--repeats", "3", "--threads", "1", "--json", "lp.json"])
+    assert (args.sequences, args.hidden_size, args.token_chunk, args.vocab_chunk, args.temperature, args.trained_head,
+            args.repeats, args.threads, args.json) == (4, 2048, 128, 1024, 0.9, True, 3, 1, "lp.json")

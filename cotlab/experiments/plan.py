@@ -63,7 +63,8 @@ else 1; s_o = n under ZeRO-2, ZeRO-3 and FSDP (optimizer states and gradients sh
 * peak = weights + reference + optimizer + gradients + max(update, sampling); it fits when it is at most
   `USABLE_FRACTION` of the GPU's memory (the rest: CUDA context, NCCL buffers, allocator fragmentation).
 
-Not counted: the generation head's H-wide intermediates and the sampling loop's per-token logits (each under 1% of
+Not counted: the generation head's H-wide intermediates (with the tiled path and a frozen head, also one fp32
+H-wide gradient vector per token, prepared in the forward) and the sampling loop's per-token logits (each under 1% of
 the peak at the paper's settings); the reference pass, which keeps no activations (inference mode) and whose logits
 (about 10 bytes each) are fewer than the update's when a step is one micro-batch (DPO scores a step's pairs in one
 reference pass, so with gradient accumulation that pass can outgrow an update micro-batch).

@@ -1,7 +1,7 @@
 """RL runs as cached stages of the run store: one trained policy per config, trained once and then reused.
 
 A notebook asks for `rl_run(cfg)`; the store keys the run by the config (without `output_dir`) and the sources of
-the trainers, losses, rewards and base policy, so editing any of them retrains exactly the runs they affect. A killed
+the trainers, losses, rewards, log-prob kernels, sampler and base policy, so editing any of them retrains exactly the runs they affect. A killed
 run resumes from its last checkpoint (kept in the store's scratch directory until the run is published).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from cotlab.policy.pretrain import CODE as BASE_CODE
 
 # The base policy never samples, so the sampler keys what samples (RL runs, evaluations) and not the base.
 POLICY_CODE = (*BASE_CODE, str(Path(__file__).parents[1] / "policy" / "sampling.py"))
-RL_CODE = ("cotlab.training", "cotlab.losses", "cotlab.rewards", *POLICY_CODE)
+RL_CODE = ("cotlab.training", "cotlab.losses", "cotlab.rewards", "cotlab.kernels", *POLICY_CODE)
 # What an evaluation's numbers depend on besides the policy's weights (the policy's own code is part of its key).
 EVAL_CODE = (str(Path(__file__).parents[1] / "evaluation" / "shapeworld.py"), "cotlab.world", *POLICY_CODE)
 

@@ -107,11 +107,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The appendix measures this machine; the paper tier's book runs on the same ShapeWorld settings as default.
     "10_benchmarks": {
         "smoke": {"tier": "smoke", "timings_file": "", "sampler_size": "tiny", "sampler_repeats": 1,
-                  "janus_pro_shaped_sampler": False, "logprob_hidden_sizes": [16], "logprob_sequences": 1,
+                  "janus_pro_shaped_sampler": False, "logprob_hidden_sizes": [16], "logprob_heads": ["frozen", "trained"],
+                  "logprob_sequences": 1,
                   "logprob_repeats": 1, "step_tier": "smoke", "step_steps": 1, "scaling_steps": 1,
                   "group_sizes": [2, 4], "prompt_counts": [4, 8], "token_grids": [4, 8]},
         **{tier: {"tier": tier, "timings_file": "", "sampler_size": "default", "sampler_repeats": 5,
-                  "janus_pro_shaped_sampler": True, "logprob_hidden_sizes": [64, 2048], "logprob_sequences": 1,
+                  "janus_pro_shaped_sampler": True, "logprob_hidden_sizes": [64, 2048], "logprob_heads": ["frozen", "trained"],
+                  "logprob_sequences": 1,
                   "logprob_repeats": 3, "step_tier": "default", "step_steps": 3, "scaling_steps": 2,
                   "group_sizes": [2, 4, 8], "prompt_counts": [4, 8, 16], "token_grids": [4, 6, 8, 11]}
            for tier in ("default", "paper")},
