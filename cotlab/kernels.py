@@ -150,73 +150,77 @@ class _ChunkedLogProbs(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, tokens, temperature, with_entropy, token_chunk, vocab_chunk, backend,
                 frozen_head):
         ctx.set_materialize_grads(False)  # an unused entropy output must not cost a backward pass over the tiles
-        fold = _fold_triton if backend == "triton" else _fold_torch
-        rows, vocab = hidden.shape[0], weight.shape[0]
-        stats = {"device": hidden.device, "dtype": torch.float32}
-        running_max = torch.full((rows,), float("-inf"), **stats)
-        sum_exp = torch.zeros(rows, **stats)  # sum_v exp(z_v - running_max)
-        sum_exp_shifted = torch.zeros(rows, **stats)  # sum_v exp(z_v - running_max) (z_v - running_max)
-        target_logit = torch.zeros(rows, **stats)
-        # frozen head: sum_v exp(z_v - running_max) W_v, turned into d log p(y) / dh once a token chunk is done
-        logprob_grad = torch.zeros(rows, hidden.shape[1], **stats) if frozen_head else None
-        for a in range(0, rows, token_chunk):
-            b = min(a + token_chunk, rows)
-            for start in range(0, vocab, vocab_chunk):
-                end = min(start + vocab_chunk, vocab)
-                tile = _logits_tile(hidden[a:b], weight, bias, start, end)
-                previous_max = running_max[a:b].clone() if frozen_head else None
-                exp_tile = fold(tile, tokens[a:b], start, 1.0 / temperature, running_max[a:b], sum_exp[a:b],
-                                sum_exp_shifted[a:b], target_logit[a:b], with_entropy, keep_exp=frozen_head)
-                if frozen_head:  # exp(-inf) = 0 clears the zeros on the first tile
-                    rescale = torch.exp(previous_max - running_max[a:b]).unsqueeze(1)
-                    logprob_grad[a:b].mul_(rescale).addmm_(exp_tile, weight[start:end].float())
-            if frozen_head:  # (W[y] - sum_v p_v W_v) / temperature
-                logprob_grad[a:b].div_(-sum_exp[a:b].unsqueeze(1)).add_(weight[tokens[a:b]].float())
-                logprob_grad[a:b].mul_(1.0 / temperature)
-        log_sum_exp = running_max + sum_exp.log()
-        logprobs = target_logit - log_sum_exp
-        entropies = sum_exp.log() - sum_exp_shifted / sum_exp if with_entropy else None
-        ctx.save_for_backward(hidden, weight, bias, tokens, log_sum_exp, entropies, logprob_grad)
-        ctx.settings = (temperature, token_chunk, vocab_chunk, backend)
-        return logprobs, entropies
+        ctx.device_type = hidden.device.type
+        # fp32 tiles and statistics: autocast (bf16 mixed precision) would run the matmuls in low precision
+        with torch.autocast(ctx.device_type, enabled=False):
+            fold = _fold_triton if backend == "triton" else _fold_torch
+            rows, vocab = hidden.shape[0], weight.shape[0]
+            stats = {"device": hidden.device, "dtype": torch.float32}
+            running_max = torch.full((rows,), float("-inf"), **stats)
+            sum_exp = torch.zeros(rows, **stats)  # sum_v exp(z_v - running_max)
+            sum_exp_shifted = torch.zeros(rows, **stats)  # sum_v exp(z_v - running_max) (z_v - running_max)
+            target_logit = torch.zeros(rows, **stats)
+            # frozen head: sum_v exp(z_v - running_max) W_v, turned into d log p(y) / dh once a token chunk is done
+            logprob_grad = torch.zeros(rows, hidden.shape[1], **stats) if frozen_head else None
+            for a in range(0, rows, token_chunk):
+                b = min(a + token_chunk, rows)
+                for start in range(0, vocab, vocab_chunk):
+                    end = min(start + vocab_chunk, vocab)
+                    tile = _logits_tile(hidden[a:b], weight, bias, start, end)
+                    previous_max = running_max[a:b].clone() if frozen_head else None
+                    exp_tile = fold(tile, tokens[a:b], start, 1.0 / temperature, running_max[a:b], sum_exp[a:b],
+                                    sum_exp_shifted[a:b], target_logit[a:b], with_entropy, keep_exp=frozen_head)
+                    if frozen_head:  # exp(-inf) = 0 clears the zeros on the first tile
+                        rescale = torch.exp(previous_max - running_max[a:b]).unsqueeze(1)
+                        logprob_grad[a:b].mul_(rescale).addmm_(exp_tile, weight[start:end].float())
+                if frozen_head:  # (W[y] - sum_v p_v W_v) / temperature
+                    logprob_grad[a:b].div_(-sum_exp[a:b].unsqueeze(1)).add_(weight[tokens[a:b]].float())
+                    logprob_grad[a:b].mul_(1.0 / temperature)
+            log_sum_exp = running_max + sum_exp.log()
+            logprobs = target_logit - log_sum_exp
+            entropies = sum_exp.log() - sum_exp_shifted / sum_exp if with_entropy else None
+            ctx.save_for_backward(hidden, weight, bias, tokens, log_sum_exp, entropies, logprob_grad)
+            ctx.settings = (temperature, token_chunk, vocab_chunk, backend)
+            return logprobs, entropies
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_logprobs, grad_entropies):
-        hidden, weight, bias, tokens, log_sum_exp, entropies, logprob_grad = ctx.saved_tensors
-        temperature, token_chunk, vocab_chunk, backend = ctx.settings
-        needs_hidden, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        grad_hidden = None
-        if logprob_grad is not None and grad_logprobs is not None:  # frozen head: prepared in the forward
-            grad_hidden = logprob_grad * grad_logprobs.unsqueeze(1)
-            grad_logprobs = None
-        if grad_logprobs is None and grad_entropies is None:
-            return (None if grad_hidden is None else grad_hidden.to(hidden.dtype),) + (None,) * 9
-        tile_grad = _tile_grad_triton if backend == "triton" else _tile_grad_torch
-        if needs_hidden and grad_hidden is None:
-            grad_hidden = torch.zeros(hidden.shape, device=hidden.device)
-        grad_weight = torch.zeros(weight.shape, device=weight.device) if needs_weight else None
-        grad_bias = torch.zeros(bias.shape, device=bias.device) if needs_bias else None
-        rows, vocab = hidden.shape[0], weight.shape[0]
-        for a in range(0, rows, token_chunk):
-            b = min(a + token_chunk, rows)
-            hidden_rows = hidden[a:b].float()
-            for start in range(0, vocab, vocab_chunk):
-                end = min(start + vocab_chunk, vocab)
-                tile = _logits_tile(hidden_rows, weight, bias, start, end)
-                dz = tile_grad(tile, tokens[a:b], start, 1.0 / temperature, log_sum_exp[a:b],
-                               None if entropies is None else entropies[a:b],
-                               None if grad_logprobs is None else grad_logprobs[a:b],
-                               None if grad_entropies is None else grad_entropies[a:b])
-                if needs_hidden:
-                    grad_hidden[a:b].addmm_(dz, weight[start:end].float())
-                if needs_weight:
-                    grad_weight[start:end].addmm_(dz.T, hidden_rows)
-                if needs_bias:
-                    grad_bias[start:end] += dz.sum(0)
-        return (None if grad_hidden is None else grad_hidden.to(hidden.dtype),
-                None if grad_weight is None else grad_weight.to(weight.dtype),
-                None if grad_bias is None else grad_bias.to(bias.dtype), None, None, None, None, None, None, None)
+        with torch.autocast(ctx.device_type, enabled=False):
+            hidden, weight, bias, tokens, log_sum_exp, entropies, logprob_grad = ctx.saved_tensors
+            temperature, token_chunk, vocab_chunk, backend = ctx.settings
+            needs_hidden, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+            grad_hidden = None
+            if logprob_grad is not None and grad_logprobs is not None:  # frozen head: prepared in the forward
+                grad_hidden = logprob_grad * grad_logprobs.unsqueeze(1)
+                grad_logprobs = None
+            if grad_logprobs is None and grad_entropies is None:
+                return (None if grad_hidden is None else grad_hidden.to(hidden.dtype),) + (None,) * 9
+            tile_grad = _tile_grad_triton if backend == "triton" else _tile_grad_torch
+            if needs_hidden and grad_hidden is None:
+                grad_hidden = torch.zeros(hidden.shape, device=hidden.device)
+            grad_weight = torch.zeros(weight.shape, device=weight.device) if needs_weight else None
+            grad_bias = torch.zeros(bias.shape, device=bias.device) if needs_bias else None
+            rows, vocab = hidden.shape[0], weight.shape[0]
+            for a in range(0, rows, token_chunk):
+                b = min(a + token_chunk, rows)
+                hidden_rows = hidden[a:b].float()
+                for start in range(0, vocab, vocab_chunk):
+                    end = min(start + vocab_chunk, vocab)
+                    tile = _logits_tile(hidden_rows, weight, bias, start, end)
+                    dz = tile_grad(tile, tokens[a:b], start, 1.0 / temperature, log_sum_exp[a:b],
+                                   None if entropies is None else entropies[a:b],
+                                   None if grad_logprobs is None else grad_logprobs[a:b],
+                                   None if grad_entropies is None else grad_entropies[a:b])
+                    if needs_hidden:
+                        grad_hidden[a:b].addmm_(dz, weight[start:end].float())
+                    if needs_weight:
+                        grad_weight[start:end].addmm_(dz.T, hidden_rows)
+                    if needs_bias:
+                        grad_bias[start:end] += dz.sum(0)
+            return (None if grad_hidden is None else grad_hidden.to(hidden.dtype),
+                    None if grad_weight is None else grad_weight.to(weight.dtype),
+                    None if grad_bias is None else grad_bias.to(bias.dtype), None, None, None, None, None, None, None)
 
 
 def _fold_torch(tile, targets, vocab_start, inv_temperature, running_max, sum_exp, sum_exp_shifted, target_logit,

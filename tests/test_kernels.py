@@ -162,6 +162,22 @@ def test_only_requested_gradients_and_bf16_inputs():
     torch.testing.assert_close(out, exact, **TOL)
 
 
+@pytest.mark.parametrize("head", ["trained", "frozen"])
+def test_fp32_under_bf16_autocast(head):
+    """Mixed-precision training scores under autocast (accelerate's bf16): the tiles stay fp32, so values and
+    gradients equal the fp32 computation, not a bf16 matmul's."""
+    hidden, weight, b, tokens = inputs((2, 9), 16, 300, seed=9, head=head)
+    params = trainable(hidden, weight, b)
+    upstream = [torch.randn(2, 9, generator=torch.Generator().manual_seed(10))]
+    expected, expected_grads = value_and_grads(lambda: reference(hidden, weight, b, tokens)[:1], params, upstream)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, got_grads = value_and_grads(
+            lambda: [logprobs_from_hidden(hidden, weight, tokens, b, token_chunk=4, vocab_chunk=128)], params,
+            upstream)
+    for g_, e in zip((*got, *got_grads), (*expected, *expected_grads)):
+        torch.testing.assert_close(g_, e, **TOL)
+
+
 BAD_INPUTS = {
     "hidden size": (lambda h, w, b, t: {"hidden": h[..., :3]}, "hidden size mismatch"),
     "tokens shape": (lambda h, w, b, t: {"tokens": t[:, :2]}, r"tokens shape \(2, 2\) must equal"),
