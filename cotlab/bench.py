@@ -262,14 +262,16 @@ def write_json(result: dict, path) -> Path:
 STEP_PHASES = ("sampling", "scoring", "reference", "update")
 
 
-def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads: int | None = None,
+def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed: int = 0, threads: int | None = None,
                   compare_plain: bool = False, profile: bool = True) -> dict:
     """Seconds per optimizer step of GRPO and of DPO with the aligned configs of preset `tier`, split into sampling
     (the CFG sampler), scoring (decode + reward), reference (the frozen reference's log-probs) and update (policy
     log-probs, loss, backward, optimizer).
 
-    Both run `steps` steps on the same random policy of the tier's size with the exact metric reward, one after the
-    other in this process. DPO samples and scores the whole round before its first step; its per-step figures are the
+    Both run `steps` steps on the same random policy of the tier's size with the exact metric reward, `repeats` times,
+    interleaved in this process (the variant that goes first rotates each repeat); every figure is the median over
+    the repeats of its per-step value (so the phases of a row need not add up to its total exactly), and
+    `total_repeats` lists each repeat's seconds per step. DPO samples and scores the whole round before its first step; its per-step figures are the
     round's totals divided by `steps`, so the two rows compare the same number of images. Random weights: speed does
     not depend on training (pair counts do a little, through ties). With `compare_plain`, each algorithm also runs
     with `lean_logprobs=False` (full logits), side by side, and the ratio of update seconds is reported.
@@ -285,27 +287,35 @@ def bench_rl_step(tier: str = "default", steps: int = 3, seed: int = 0, threads:
 
     if tier not in PRESETS or tier == "paper":
         raise ValueError(f"bench step runs a ShapeWorld preset (smoke or default), got {tier!r}")
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    if steps < 1 or repeats < 1:
+        raise ValueError(f"steps and repeats must be at least 1, got {steps} and {repeats}")
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        result = {"benchmark": "rl_step", "tier": tier, "steps": steps, "seed": seed,
-                  "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}
+        result = {"benchmark": "rl_step", "tier": tier, "steps": steps, "repeats": repeats, "seed": seed,
+                  "order": "interleaved, rotating which goes first", "torch_threads": torch.get_num_threads(),
+                  "torch_version": torch.__version__}
         variants = [(a, a, True) for a in ("grpo", "dpo")]
         variants += [(f"{a}_plain", a, False) for a in ("grpo", "dpo")] if compare_plain else []
+        runs = {name: [] for name, _, _ in variants}
+        for i in range(repeats):
+            shift = i % len(variants)
+            for name, algorithm, lean in variants[shift:] + variants[:shift]:
+                cfg = preset(tier, algorithm, max_steps=steps, seed=seed, report_to=(), lean_logprobs=lean)
+                policy = build_shapeworld_policy(cfg.policy, seed=seed)
+                trainer = trainer_for(cfg, policy=policy, reward_model=MetricReward(), progress=False)
+                began = time.perf_counter()
+                trainer.train()
+                wall = time.perf_counter() - began
+                rows = trainer.history
+                runs[name].append({**{phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / steps
+                                      for phase in STEP_PHASES}, "total": wall / steps,
+                                   "images_per_step": sum(r["images_sampled"] for r in rows) / steps})
         for name, algorithm, lean in variants:
             cfg = preset(tier, algorithm, max_steps=steps, seed=seed, report_to=(), lean_logprobs=lean)
-            policy = build_shapeworld_policy(cfg.policy, seed=seed)
-            trainer = trainer_for(cfg, policy=policy, reward_model=MetricReward(), progress=False)
-            began = time.perf_counter()
-            trainer.train()
-            wall = time.perf_counter() - began
-            rows = trainer.history
-            per_step = {phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / steps for phase in STEP_PHASES}
-            result[name] = {**per_step, "total": wall / steps,
-                            "images_per_step": sum(r["images_sampled"] for r in rows) / steps,
+            result[name] = {**{key: statistics.median(run[key] for run in runs[name]) for key in runs[name][0]},
+                            "total_repeats": [run["total"] for run in runs[name]],
                             "prompts_per_step": cfg.prompts_per_step, "num_generations": cfg.num_generations,
                             "beta": cfg.beta}
             if profile and lean:
@@ -367,8 +377,8 @@ def matmul_profile(fn, device: torch.device) -> dict:
 
 
 def format_rl_step(result: dict) -> str:
-    lines = [f"seconds per optimizer step, ShapeWorld {result['tier']} preset, {result['steps']} steps, random "
-             f"weights, {result['torch_threads']} torch threads",
+    lines = [f"seconds per optimizer step, ShapeWorld {result['tier']} preset, {result['steps']} steps, median of "
+             f"{result['repeats']} interleaved repeats, random weights, {result['torch_threads']} torch threads",
              f"{'':<11}" + "".join(f"{p:>11}" for p in (*STEP_PHASES, "total")) + f"{'images':>9}"]
     for name in ("grpo", "dpo", "grpo_plain", "dpo_plain"):
         if name in result:

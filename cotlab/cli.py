@@ -96,8 +96,8 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
     if args.what == "step":
-        result = bench_rl_step(tier=args.tier, steps=args.steps, seed=args.seed, threads=args.threads,
-                               compare_plain=args.compare_plain)
+        result = bench_rl_step(tier=args.tier, steps=args.steps, repeats=3 if args.repeats is None else args.repeats,
+                               seed=args.seed, threads=args.threads, compare_plain=args.compare_plain)
         print(format_rl_step(result))
     elif args.what == "scaling":
         result = bench_scaling(tier=args.tier, steps=args.steps, seed=args.seed, threads=args.threads)
@@ -105,8 +105,9 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "logprobs":
         result = bench_logprobs(sequences=args.sequences, hidden_size=args.hidden_size, temperature=args.temperature,
                                 token_chunk=args.token_chunk, vocab_chunk=args.vocab_chunk,
-                                trained_head=args.trained_head, repeats=5 if args.repeats is None else args.repeats, warmup=args.warmup,
-                                seed=args.seed, device=args.device, threads=args.threads, verbose=args.verbose)
+                                trained_head=args.trained_head, repeats=5 if args.repeats is None else args.repeats,
+                                warmup=args.warmup, seed=args.seed, device=args.device, threads=args.threads,
+                                verbose=args.verbose)
         print(format_logprobs(result))
     else:
         result = bench_sampler(size=args.size, batch_prompts=args.batch_prompts, num_samples=args.num_samples,
@@ -163,7 +164,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None,
                         help="logprobs: torch device (default: cuda when available, else cpu)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed repeats, median reported (default: 5; 1 with --janus-pro-shaped)")
+                        help="timed repeats, median reported (default: 5; 3 for step; 1 with --janus-pro-shaped)")
     parser.add_argument("--warmup", type=int, default=1,
                         help="untimed warmup rounds (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="weights and prompts seed (default: %(default)s)")

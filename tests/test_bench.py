@@ -36,18 +36,22 @@ def test_cli_accepts_bench_sampler():
 def test_bench_step_splits_grpo_and_dpo_steps_into_phases():
     from cotlab.bench import STEP_PHASES, bench_rl_step, format_rl_step
 
-    result = bench_rl_step(tier="smoke", steps=1, compare_plain=True)
+    result = bench_rl_step(tier="smoke", steps=1, repeats=2, compare_plain=True)
     assert result["ratio_update_lean_over_plain_grpo"] > 0 and "full logits" in format_rl_step(result)
     for algorithm in ("grpo", "dpo", "grpo_plain", "dpo_plain"):
         r = result[algorithm]
         assert r["images_per_step"] == 32  # the smoke preset: 8 prompts x 4 images, equal for both
         assert all(r[p] >= 0 for p in STEP_PHASES) and r["sampling"] > 0 and r["update"] > 0
+        # the median of two repeats is their mean, so the phases still fit in the total
+        assert len(r["total_repeats"]) == 2 and r["total"] == pytest.approx(sum(r["total_repeats"]) / 2)
         assert sum(r[p] for p in STEP_PHASES) <= r["total"]
     assert result["grpo"]["reference"] == 0.0 < result["dpo"]["reference"]  # smoke GRPO has beta 0: no reference
     assert json.loads(json.dumps(result)) == result
     assert "ratio DPO/GRPO" in format_rl_step(result)
-    args = cli.build_parser().parse_args(["bench", "step", "--tier", "smoke", "--steps", "2"])
-    assert (args.what, args.tier, args.steps) == ("step", "smoke", 2)
+    args = cli.build_parser().parse_args(["bench", "step", "--tier", "smoke", "--steps", "2", "--repeats", "5"])
+    assert (args.what, args.tier, args.steps, args.repeats) == ("step", "smoke", 2, 5)
+    with pytest.raises(ValueError, match="steps and repeats must be at least 1"):
+        bench_rl_step(tier="smoke", repeats=0)
     for algorithm in ("grpo", "dpo"):  # one profiled step each: a part of it is matrix products
         r = result[algorithm]
         assert 0 < r["matmul_share"] < 1 and r["matmul_flops"] > 0 and 0 < r["seconds_at_matmul_peak"] < r["total"]
