@@ -271,8 +271,8 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
     Both run `steps` steps on the same random policy of the tier's size with the exact metric reward, `repeats` times,
     interleaved in this process (the variant that goes first rotates each repeat); every figure is the median over
     the repeats of its per-step value (so the phases of a row need not add up to its total exactly), and
-    `total_repeats` lists each repeat's seconds per step. DPO samples and scores the whole round before its first step; its per-step figures are the
-    round's totals divided by `steps`, so the two rows compare the same number of images. Random weights: speed does
+    `total_repeats` lists each repeat's seconds per step. DPO samples and scores the whole round before its first
+    step; its per-step figures are the round's totals divided by `steps`, so the two rows compare the same number of images. Random weights: speed does
     not depend on training (pair counts do a little, through ties). With `compare_plain`, each algorithm also runs
     with `lean_logprobs=False` (full logits), side by side, and the ratio of update seconds is reported.
 
@@ -298,11 +298,13 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
                   "torch_version": torch.__version__}
         variants = [(a, a, True) for a in ("grpo", "dpo")]
         variants += [(f"{a}_plain", a, False) for a in ("grpo", "dpo")] if compare_plain else []
-        runs = {name: [] for name, _, _ in variants}
+        configs = {name: preset(tier, algorithm, max_steps=steps, seed=seed, report_to=(), lean_logprobs=lean)
+                   for name, algorithm, lean in variants}
+        runs = {name: [] for name in configs}
         for i in range(repeats):
             shift = i % len(variants)
-            for name, algorithm, lean in variants[shift:] + variants[:shift]:
-                cfg = preset(tier, algorithm, max_steps=steps, seed=seed, report_to=(), lean_logprobs=lean)
+            for name, _, _ in variants[shift:] + variants[:shift]:
+                cfg = configs[name]
                 policy = build_shapeworld_policy(cfg.policy, seed=seed)
                 trainer = trainer_for(cfg, policy=policy, reward_model=MetricReward(), progress=False)
                 began = time.perf_counter()
@@ -313,7 +315,7 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
                                       for phase in STEP_PHASES}, "total": wall / steps,
                                    "images_per_step": sum(r["images_sampled"] for r in rows) / steps})
         for name, algorithm, lean in variants:
-            cfg = preset(tier, algorithm, max_steps=steps, seed=seed, report_to=(), lean_logprobs=lean)
+            cfg = configs[name]
             result[name] = {**{key: statistics.median(run[key] for run in runs[name]) for key in runs[name][0]},
                             "total_repeats": [run["total"] for run in runs[name]],
                             "prompts_per_step": cfg.prompts_per_step, "num_generations": cfg.num_generations,
