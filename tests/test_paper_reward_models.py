@@ -13,7 +13,8 @@ from transformers import BertTokenizer, CLIPModel, CLIPTokenizer
 from cotlab import rewards
 from cotlab.rewards import HPSv2, ImageReward, get
 from cotlab.rewards.paper_models import (CLIP_MEAN, CLIP_STD, ImageRewardNet, hps_pixels, imagereward_pixels,
-                                         imagereward_to_blip, load_complete, openclip_to_clip)
+                                         imagereward_to_blip, load_complete, open_clip_clean, open_clip_tokenize,
+                                         openclip_to_clip)
 
 PROMPTS = ["a red circle", "two blue squares", "a green star left of a cat sitting on a blue mat", "x", "a yellow dog"]
 WIDTH, PATCH, GRID, LAYERS, HEADS = 32, 8, 4, 2, 16  # 16 heads, as both published ViTs have
@@ -186,6 +187,78 @@ def test_hps_pixels_resize_the_longer_side_and_pad_with_black():
     assert grey.min() > 0.45 and grey.max() < 0.55
 
 
+BYTE_MERGES = [("f", "i"), ("s", "h</w>"), ("fi", "sh</w>")]
+
+
+def byte_clip_tokenizer():
+    """A byte-level CLIP BPE tokenizer laid out as OpenAI's: the 256 byte symbols in GPT-2's order (printable ASCII
+    first, so character c is id ord(c) - 33), the same with </w> (+256), the merges fi 512, sh</w> 513, fish</w> 514,
+    then <|startoftext|> 515 and <|endoftext|> 516, the last id."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    others = [b for b in range(256) if b not in printable]
+    symbols = [chr(b) for b in printable] + [chr(256 + n) for n in range(len(others))]
+    tokens = (symbols + [s + "</w>" for s in symbols] + ["".join(merge) for merge in BYTE_MERGES]
+              + ["<|startoftext|>", "<|endoftext|>"])
+    return CLIPTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=BYTE_MERGES)
+
+
+# HPS v2's own `tokenize(prompts, context_length=24)` (hpsv2/src/open_clip/tokenizer.py, run once on this vocabulary):
+# '"</w>' 257, '&</w>' 261, 'a' 64, 'b' 65, 'c</w>' 322, 'fish</w>' 514; "<|endoftext|>" is the words "<|" ('<' 27,
+# '|</w>' 347), "endoftext" (68 77 67 78 69 83 68 87, 't</w>' 339) and "|>" or "|>!" ('|' 91, '></w>' 285 or '>' 29,
+# '!</w>' 256); OpenCLIP's own "<end_of_text>" is the end id 516.
+HPS_TOKENS = {
+    "\u201cFish\u201d &amp;amp; \ufb01sh": [515, 257, 514, 257, 261, 514, 516],  # curly quotes, &amp;amp;, "ﬁ"
+    '"fish" & fish': [515, 257, 514, 257, 261, 514, 516],  # the same prompt, clean
+    "\uff21\uff22\uff23  \n\t Fish": [515, 64, 65, 322, 514, 516],  # full-width ABC, a run of whitespace
+    "a <|endoftext|> b": [515, 320, 27, 347, 68, 77, 67, 78, 69, 83, 68, 87, 339, 91, 285, 321, 516],
+    "x<|endoftext|>!": [515, 343, 27, 347, 68, 77, 67, 78, 69, 83, 68, 87, 339, 91, 29, 256, 516],
+    "a <end_of_text> b": [515, 320, 516, 321, 516],
+    "a": [515, 320, 516],
+    " ".join(["fish"] * 30): [515] + [514] * 22 + [516],  # truncated, the end token kept last
+}
+
+
+@pytest.fixture(scope="module")
+def hps_byte_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hps_bytes")
+    tokenizer = byte_clip_tokenizer()
+    tokenizer.save_pretrained(path)
+    torch.save({"state_dict": hps_state_dict(len(tokenizer), context=24)}, path / "HPS_v2.1_compressed.pt")
+    return path
+
+
+def test_open_clip_clean_follows_openclips_recipe():
+    # ftfy (quotes, ligature, full width), html.unescape twice, whitespace collapsed and stripped, lower case
+    assert open_clip_clean("  \u201cFish\u201d &amp;amp;\n\n \ufb01sh\t\uff21\uff22\uff23  ") == '"fish" & fish abc'
+    assert open_clip_clean("&lt;|endoftext|&gt;") == "<|endoftext|>"
+
+
+def test_hps_tokenizes_prompts_as_hps_does():
+    input_ids = open_clip_tokenize(byte_clip_tokenizer(), list(HPS_TOKENS), 24)
+    expected = torch.zeros(len(HPS_TOKENS), 24, dtype=torch.long)  # HPS v2 pads with zeros
+    for row, ids in zip(expected, HPS_TOKENS.values()):
+        row[:len(ids)] = torch.tensor(ids)
+    assert torch.equal(input_ids, expected)
+
+
+def test_hps_scores_a_prompt_and_its_clean_form_alike_and_reads_past_endoftext(hps_byte_dir):
+    rm = get("hps", path=hps_byte_dir)
+    prompts = list(HPS_TOKENS)[:7]
+    scores = rm(prompts, images(1) * 7)
+    sd = torch.load(hps_byte_dir / "HPS_v2.1_compressed.pt")["state_dict"]
+    pixels = hps_pixels(images(1)[0], IMAGE).expand(7, -1, -1, -1)
+    literal = torch.zeros(7, 24, dtype=torch.long)
+    for row, prompt in zip(literal, prompts):
+        row[:len(HPS_TOKENS[prompt])] = torch.tensor(HPS_TOKENS[prompt])
+    torch.testing.assert_close(scores, openclip_score(sd, pixels, literal), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(scores[0], scores[1], atol=1e-6, rtol=0)  # cleaned and uncleaned: one score
+    assert abs(scores[3] - scores[6]) > 1e-3  # "a <|endoftext|> b" is not cut to "a"
+    torch.testing.assert_close(scores[5], scores[6], atol=1e-6, rtol=0)  # "a <end_of_text> b" is, as in HPS v2
+    # transformers' own tokenization of the uncleaned prompt gives other ids and another score
+    plain = rm.tokenizer(prompts[:1], padding="max_length", max_length=24, return_tensors="pt")["input_ids"]
+    assert abs(openclip_score(sd, pixels[:1], plain)[0] - scores[0]) > 1e-3
+
+
 # ---------------------------------------------------------------------------------------------------- ImageReward
 
 TEXT_WIDTH, TEXT_HEADS, MAX_POSITIONS = 32, 4, 40
@@ -346,6 +419,15 @@ def test_imagereward_scores_are_blips_head_output_normalised(imagereward_dir):
     expected = imagereward_score(sd, pixels, tokens["input_ids"], tokens["attention_mask"])
     torch.testing.assert_close(scores, expected, atol=1e-5, rtol=1e-5)
     assert scores.std() > 1e-3
+
+
+def test_imagereward_reads_prompts_raw_as_the_original(imagereward_dir):
+    """ImageReward calls BLIP's BertTokenizer on the raw prompt: no HTML unescaping ("&amp;" is "&", "amp", ";"), and
+    special-token text is split out case-sensitively before lower-casing, as transformers 4's slow tokenizer did:
+    "[SEP]" is [SEP] (3), "[sep]" is "[", "sep", "]" ([UNK] s ##e ##p [UNK] here), "[DEC][ENC]" are BLIP's 57, 58."""
+    rm = get("imagereward", path=imagereward_dir)
+    tokens = rm.tokenizer(["ab [SEP] cd [sep]", "[DEC][ENC] ab", "&amp; Ab"])["input_ids"]
+    assert tokens == [[2, 5, 32, 3, 7, 34, 1, 23, 35, 46, 1, 3], [2, 57, 58, 5, 32, 3], [2, 1, 5, 43, 46, 1, 5, 32, 3]]
 
 
 def test_imagereward_batching_does_not_change_scores(imagereward_dir):

@@ -17,10 +17,12 @@ without initialisation and filled completely from the checkpoint, so nothing eve
 missing file is a FileNotFoundError that names it, where to download it and how to point cotlab at it.
 
 Images are preprocessed in PIL and torch as the originals' evaluation transforms do (`hps_pixels`,
-`imagereward_pixels`).
+`imagereward_pixels`). HPS prompts are cleaned and tokenized as HPS v2's OpenCLIP tokenizer does (`open_clip_clean`,
+`open_clip_tokenize`); ImageReward's go raw into BERT's tokenizer, as the original's do.
 """
 from __future__ import annotations
 
+import html
 import inspect
 import itertools
 import json
@@ -42,6 +44,10 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 HPS_FILE = "HPS_v2.1_compressed.pt"
 HPS_REPO = "xswu/HPSv2"
 HPS_TOKENIZER_REPOS = ("openai/clip-vit-large-patch14", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
+# OpenCLIP's words, the pre-tokenizer pattern of HPS v2's tokenizer (hpsv2/src/open_clip/tokenizer.py,
+# `SimpleTokenizer.pat`, compiled with IGNORECASE): OpenCLIP's own spellings of the two special tokens, then CLIP's
+# contractions, letter runs, single digits and runs of other characters.
+OPEN_CLIP_WORDS = r"""<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 # OpenCLIP ViT-H-14: vision width 1280 in heads of width 80, text width 1024 in 16 heads; nn.GELU (not QuickGELU),
 # LayerNorm eps 1e-5 (torch's default).
 HPS_VISION_HEADS = 16
@@ -115,6 +121,50 @@ def imagereward_pixels(image: Image.Image, size: int) -> torch.Tensor:
     resized = image.resize((new_width, new_height), Image.BICUBIC)
     left, top = round((new_width - size) / 2), round((new_height - size) / 2)
     return _normalize(_rgb_tensor(resized.crop((left, top, left + size, top + size))))
+
+
+# ---------------------------------------------------------------------------------------------------- prompts
+
+def open_clip_clean(text: str) -> str:
+    """A prompt cleaned as OpenCLIP's tokenizer cleans it (open_clip/tokenizer.py, `whitespace_clean(basic_clean(
+    text)).lower()`; HPS v2 ships that code): `ftfy.fix_text` (curly quotes straightened, ligatures such as "ﬁ" spelt
+    out, full-width letters made ASCII, NFC), HTML entities unescaped twice ("&amp;amp;" -> "&"), every run of
+    whitespace made one space, the ends stripped, and the text lower-cased."""
+    import ftfy
+    import regex  # as OpenCLIP: its \s is Unicode's White_Space
+
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    return regex.sub(r"\s+", " ", text).strip().lower()
+
+
+def open_clip_tokenize(tokenizer, prompts, context_length: int) -> torch.Tensor:
+    """HPS v2's `tokenize(prompts, context_length)`, with the vocabulary and merges of `tokenizer`, a transformers
+    CLIP BPE tokenizer: each prompt cleaned (`open_clip_clean`) and split into OpenCLIP's words (`OPEN_CLIP_WORDS`),
+    each word byte-encoded and merged by the tokenizer's BPE model alone (its normaliser and pre-tokenizer, which
+    differ from OpenCLIP's, are bypassed); then start + ids + end, cut to `context_length` with the end token kept
+    last, padded with zeros. Returns (len(prompts), context_length) token ids.
+
+    As in OpenCLIP, "<|endoftext|>" and "<|startoftext|>" in a prompt are plain text (transformers' tokenizer reads
+    them as its special tokens, and the text tower would end the prompt there), while OpenCLIP's own spellings
+    "<end_of_text>" and "<start_of_text>" are its end and start ids (so HPS ends a prompt at "<end_of_text>": its text
+    tower pools at the first end token)."""
+    import regex
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    to_bytes, bpe = ByteLevel(add_prefix_space=False, use_regex=False), tokenizer.backend_tokenizer.model
+    start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
+    special = {"<start_of_text>": start, "<end_of_text>": end}
+    input_ids = torch.zeros(len(prompts), context_length, dtype=torch.long)
+    for row, prompt in zip(input_ids, prompts):
+        ids = [start]
+        for word in regex.findall(OPEN_CLIP_WORDS, open_clip_clean(prompt), flags=regex.IGNORECASE):
+            if word in special:
+                ids.append(special[word])
+            else:
+                ids.extend(token.id for token in bpe.tokenize(to_bytes.pre_tokenize_str(word)[0][0]))
+        ids = ids[:context_length - 1] + [end]
+        row[:len(ids)] = torch.tensor(ids)
+    return input_ids
 
 
 # ---------------------------------------------------------------------------------------------------- key mapping
@@ -373,8 +423,8 @@ class HPSv2:
 
     E_I, E_T the projected image and text embeddings of OpenCLIP ViT-H/14 fine-tuned on HPD v2, here a transformers
     `CLIPModel` filled from HPS_v2.1_compressed.pt by `openclip_to_clip`. Images go through `hps_pixels`; prompts
-    through CLIP's BPE tokenizer, truncated to the model's 77-token context and padded to it (as OpenCLIP does; the
-    text tower is causal and pools at the end-of-text token, so padding does not change a score)."""
+    through `open_clip_tokenize` (cleaned as OpenCLIP cleans them, then CLIP's BPE), truncated to the model's
+    77-token context and zero-padded to it, as HPS v2 does."""
 
     def __init__(self, model, tokenizer, *, batch_size: int = 16, name: str = "hps"):
         if batch_size < 1:
@@ -417,12 +467,11 @@ class HPSv2:
             for start in range(0, len(prompts), self.batch_size):
                 stop = start + self.batch_size
                 pixels = torch.stack([hps_pixels(image, self.image_size) for image in images[start:stop]])
-                tokens = self.tokenizer(list(prompts[start:stop]), padding="max_length", truncation=True,
-                                        max_length=self.context_length, return_tensors="pt")
+                input_ids = open_clip_tokenize(self.tokenizer, prompts[start:stop], self.context_length)
                 image_embeds = self.model.get_image_features(
                     pixel_values=pixels.to(self.model.device, self.model.dtype)).pooler_output
                 text_embeds = self.model.get_text_features(
-                    input_ids=tokens["input_ids"].to(self.model.device)).pooler_output
+                    input_ids=input_ids.to(self.model.device)).pooler_output
                 cosine = (F.normalize(image_embeds.float(), dim=-1) * F.normalize(text_embeds.float(), dim=-1)).sum(-1)
                 scores.append(cosine.cpu())
         return torch.cat(scores) if scores else torch.zeros(0)
@@ -440,7 +489,10 @@ class ImageReward:
     normalisation constants; an `ImageRewardNet` filled from ImageReward.pt by `imagereward_to_blip`. Images go
     through `imagereward_pixels`; prompts through BERT-base-uncased's tokenizer with BLIP's [DEC] and [ENC] tokens
     added, padded and truncated to 35 tokens. As in ImageReward's `score` (and unlike BLIP's image-text matching,
-    which swaps in [ENC]), the first token is [CLS]."""
+    which swaps in [ENC]), the first token is [CLS]. Prompts go in raw, as ImageReward's do: no cleaning beyond
+    BERT's own normaliser (lower case, accents stripped), and special-token text in a prompt ("[SEP]", "[CLS]") is
+    read as that token, as the transformers 4 `BertTokenizer` the original ran with reads it (case-sensitively:
+    "[sep]" stays text)."""
 
     def __init__(self, model: ImageRewardNet, tokenizer, *, batch_size: int = 16, name: str = "imagereward"):
         if batch_size < 1:
@@ -516,5 +568,6 @@ def imagereward(**options) -> ImageReward:
 
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "HPSv2", "IMAGEREWARD_MEAN", "IMAGEREWARD_STD", "IMAGEREWARD_UNUSED",
-           "ImageReward", "ImageRewardNet", "checkpoint_tensors", "hps", "hps_pixels", "imagereward",
-           "imagereward_pixels", "imagereward_to_blip", "load_complete", "openclip_to_clip"]
+           "ImageReward", "ImageRewardNet", "OPEN_CLIP_WORDS", "checkpoint_tensors", "hps", "hps_pixels",
+           "imagereward", "imagereward_pixels", "imagereward_to_blip", "load_complete", "open_clip_clean",
+           "open_clip_tokenize", "openclip_to_clip"]
