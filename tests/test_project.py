@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cotlab import __version__, cli
-from cotlab.experiments.reproduce import CHAPTERS, DEPENDS, chapter_stamp, reproduce
+from cotlab.experiments.reproduce import CHAPTERS, DEPENDS, ReproduceError, chapter_stamp, reproduce
 from cotlab.experiments.tiers import PRESETS, TIERS, notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,6 +220,27 @@ def test_unknown_tier_raises_naming_valid_tiers():
 def test_reproduce_rejects_unknown_tier_before_touching_files(tmp_path):
     with pytest.raises(ValueError, match="smoke, default, paper"):
         reproduce("bogus", root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reproduce_refuses_a_root_that_is_not_a_cotlab_repository_before_creating_anything(tmp_path):
+    missing = "is not a cotlab repository: it has no notebooks/, no book/, no _config.yml"
+    with pytest.raises(ReproduceError, match=missing):
+        reproduce("smoke", root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book").mkdir()
+    with pytest.raises(ReproduceError, match="it has no _config.yml"):
+        reproduce("smoke", root=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book", "notebooks"]
+    with pytest.raises(ReproduceError, match="is not a directory"):
+        reproduce("smoke", root=tmp_path / "nowhere")
+
+
+def test_cli_reproduce_in_an_empty_directory_says_what_is_missing(tmp_path):
+    result = _cotlab("reproduce", "--tier", "smoke", "--root", str(tmp_path))
+    assert result.returncode != 0
+    assert "not a cotlab repository" in result.stderr and "_config.yml" in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,6 +12,16 @@ def test_a_missing_book_says_to_build_it(tmp_path):
         book_pages(tmp_path)
 
 
+def test_a_wrong_html_path_is_blamed_before_the_browser(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no browser either: the path must be what the error is about
+    with pytest.raises(FileNotFoundError, match=r"no built book at /nonexistent \(does not exist\); build it with "
+                                                r"`cotlab reproduce"):
+        screenshot_book("/nonexistent", tmp_path / "shots")
+    with pytest.raises(FileNotFoundError, match="holds no index.html"):
+        screenshot_book(tmp_path, tmp_path / "shots")
+    assert not (tmp_path / "shots").exists()
+
+
 @pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
                     reason="no headless Chromium on this machine")
 def test_every_page_is_rendered_to_a_png(tmp_path):

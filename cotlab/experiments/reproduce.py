@@ -1,6 +1,7 @@
 """`cotlab reproduce`: execute every chapter notebook with a tier's parameters, then build the book.
 
-Steps, all under ``build_dir`` (``_build/`` by default):
+Steps, all under ``build_dir`` (``_build/`` by default), once :func:`check_root` found the book's sources under the
+root (nothing is created otherwise):
 
 1. stage the book's sources in ``book_src/``: ``_config.yml`` and ``book/`` (pages and ``_toc.yml``), copied fresh;
 2. execute each notebook of :data:`CHAPTERS`, in order, with papermill (kernel ``python3``, cwd = the repository root)
@@ -101,6 +102,23 @@ def _kernel_environment(timings: Path) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+#: What makes a directory a cotlab repository that `reproduce` can build: (path, "dir" or "file").
+ROOT_LAYOUT: tuple[tuple[str, str], ...] = (("notebooks", "dir"), ("book", "dir"), ("_config.yml", "file"))
+
+
+def check_root(root: Path) -> Path:
+    """Return ``root`` if it holds a cotlab repository's book sources (:data:`ROOT_LAYOUT`); else raise
+    ReproduceError saying what is missing. Runs before anything is created, so a wrong ``--root`` leaves no trace."""
+    if not root.is_dir():
+        raise ReproduceError(f"--root {root} is not a directory; give the cotlab repository's root")
+    missing = [f"{name}/" if kind == "dir" else name for name, kind in ROOT_LAYOUT
+               if not ((root / name).is_dir() if kind == "dir" else (root / name).is_file())]
+    if missing:
+        raise ReproduceError(f"{root} is not a cotlab repository: it has no {', no '.join(missing)} "
+                             f"(give the repository's root with --root)")
+    return root
 
 
 def stage_sources(root: Path, book_src: Path) -> None:
@@ -246,7 +264,7 @@ def reproduce(
     ``build_dir`` is taken relative to ``root`` unless absolute. Returns the path of the built ``index.html``.
     """
     check_tier(tier)
-    root = Path(root).resolve()
+    root = check_root(Path(root).resolve())
     build = Path(build_dir)
     build = (build if build.is_absolute() else root / build).resolve()
     chapters = list(CHAPTERS if chapters is None else chapters)

@@ -13,6 +13,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 
 
 def find_browser() -> str:
+    """The path of the first of :data:`BROWSERS` on PATH; FileNotFoundError saying how to install one if none is."""
     for name in BROWSERS:
         path = shutil.which(name)
         if path:
@@ -22,10 +23,13 @@ def find_browser() -> str:
 
 
 def book_pages(html_dir: Path) -> list[Path]:
-    """The book's pages: the introduction, the method and every chapter."""
+    """The book's pages: the introduction, the method and every chapter. FileNotFoundError if ``html_dir`` holds no
+    built book, saying how to build one."""
     html_dir = Path(html_dir)
     if not (html_dir / "index.html").is_file():
-        raise FileNotFoundError(f"{html_dir} holds no built book (no index.html); run `cotlab reproduce` first")
+        where = "does not exist" if not html_dir.exists() else "holds no index.html"
+        raise FileNotFoundError(f"no built book at {html_dir} ({where}); build it with `cotlab reproduce --tier "
+                                f"default` (it writes _build/html), or pass --html the directory of a built book")
     pages = sorted((html_dir / "notebooks").glob("*.html")) + sorted((html_dir / "book").glob("*.html"))
     return pages
 
@@ -45,9 +49,11 @@ def screenshot(page: Path, out: Path, browser: str, width: int = 1280, height: i
 
 def screenshot_book(html_dir="_build/html", out_dir="_build/screenshots", width: int = 1280,
                     height: int = 6000) -> list[Path]:
+    """A PNG per page of the built book in ``html_dir``, written to ``out_dir``. The book is looked for first, the
+    browser second, so a wrong path is reported as such."""
+    pages = book_pages(Path(html_dir))
     browser = find_browser()
-    return [screenshot(page, Path(out_dir) / f"{page.stem}.png", browser, width, height)
-            for page in book_pages(Path(html_dir))]
+    return [screenshot(page, Path(out_dir) / f"{page.stem}.png", browser, width, height) for page in pages]
 
 
 __all__ = ["book_pages", "find_browser", "screenshot", "screenshot_book"]

@@ -15,6 +15,10 @@ captions are all sentences of it, and the scorer works from the meaning, never f
 
 Counting semantics follow GenEval: "a" means at least one; a numeral means exactly that many objects matching the
 phrase (GenEval's include N / exclude N+1).
+
+A prompt is at most `MAX_PROMPT_CHARS` (1000) characters, checked before anything else: eight times the longest suite
+prompt (119 characters, 20 words), and room for 16 objects (the most the grid holds) in long phrases. Errors quote at
+most `EXCERPT_CHARS` (60) characters of a prompt.
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ COLOR_WORDS = {c: c for c in COLOR_NAMES}
 DETERMINERS = {"a": (1, False), "an": (1, False), "one": (1, True), "two": (2, True), "three": (3, True),
                "four": (4, True)}
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+MAX_PROMPT_CHARS = 1000
+EXCERPT_CHARS = 60
 PHRASE_WORDS = (set(SHAPE_NOUNS) | set(SHAPE_PLURALS) | set(SHAPE_ADJECTIVES) | set(GENERIC_NOUNS) | set(TEXTURE_WORDS)
                 | set(SIZE_WORDS) | set(COLOR_WORDS))
 PREFIXES = (("a", "photo", "of"), ("an", "image", "of"), ("a", "picture", "of"), ("there", "is"), ("there", "are"))
@@ -142,9 +148,14 @@ def tokenize(text: str) -> list[str]:
     return TOKEN_RE.findall(text.lower())
 
 
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` quoted for an error message: its first ``limit`` characters, with "..." when it goes on."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def _vocab_error(word: str, position: int, expected: str) -> PromptError:
     vocab = ", ".join(w for w in vocabulary() if w not in {",", "."})
-    return PromptError(f"unknown word {word!r} at position {position} (expected {expected}); "
+    return PromptError(f"unknown word {excerpt(word)} at position {position} (expected {expected}); "
                        f"ShapeWorld's vocabulary is: {vocab}")
 
 
@@ -152,6 +163,9 @@ class _Reader:
     def __init__(self, text: str):
         if not isinstance(text, str):
             raise PromptError(f"a prompt must be a string, got {type(text).__name__}")
+        if len(text) > MAX_PROMPT_CHARS:
+            raise PromptError(f"prompt {excerpt(text)} is {len(text)} characters long; ShapeWorld's prompts are at "
+                              f"most {MAX_PROMPT_CHARS} (MAX_PROMPT_CHARS)")
         self.text = text
         self.tokens = tokenize(text)
         self.pos = 0
@@ -175,8 +189,8 @@ class _Reader:
 
     def fail(self, expected: str) -> PromptError:
         got = self.peek()
-        where = f"word {self.pos} ({got!r})" if got is not None else "the end of the prompt"
-        return PromptError(f"malformed prompt {self.text!r}: at {where} expected {expected}")
+        where = f"word {self.pos} ({excerpt(got)})" if got is not None else "the end of the prompt"
+        return PromptError(f"malformed prompt {excerpt(self.text)}: at {where} expected {expected}")
 
 
 def _phrase(reader: _Reader) -> Entity:
@@ -189,7 +203,7 @@ def _phrase(reader: _Reader) -> Entity:
 
     def put(kind: str, value: str, word: str):
         if kind in attrs and attrs[kind] != value:
-            raise PromptError(f"malformed prompt {reader.text!r}: the phrase names two {kind}s "
+            raise PromptError(f"malformed prompt {excerpt(reader.text)}: the phrase names two {kind}s "
                               f"({attrs[kind]!r} and {value!r} from {word!r})")
         attrs[kind] = value
 
@@ -217,7 +231,7 @@ def _phrase(reader: _Reader) -> Entity:
                 put("shape", SHAPE_PLURALS[word], word)
             reader.pos += 1
             if plural != (count > 1):
-                raise PromptError(f"malformed prompt {reader.text!r}: {det!r} does not agree with {word!r} "
+                raise PromptError(f"malformed prompt {excerpt(reader.text)}: {det!r} does not agree with {word!r} "
                                   f"({'a plural noun needs two, three or four' if plural else 'two, three or four need a plural noun'})")
             return Entity(count=count, exact=exact, **attrs)
         else:
@@ -240,15 +254,15 @@ def parse_prompt(text: str) -> PromptSpec:
             entities.append(_phrase(reader))
             for idx in (subject, subject + 1):
                 if entities[idx].count != 1:
-                    raise PromptError(f"malformed prompt {text!r}: the relation {' '.join(rel)!r} joins single "
+                    raise PromptError(f"malformed prompt {excerpt(text)}: the relation {' '.join(rel)!r} joins single "
                                       f"objects (a, an, one), not a group of {entities[idx].count}")
             relations.append(Relation(kind, subject, subject + 1))
-        if reader.peek() is None or reader.tokens[reader.pos:] == ["."]:
+        if reader.peek() is None or (reader.peek() == "." and reader.peek(1) is None):
             break
         if reader.take(JOINERS) is None:
             raise reader.fail("'and', ',', 'with', a relation (e.g. 'on the left of') or the end of the prompt")
     if sum(e.count for e in entities) > 16:
-        raise PromptError(f"prompt {text!r} asks for more than 16 objects, more than the 8x8 grid can hold")
+        raise PromptError(f"prompt {excerpt(text)} asks for more than 16 objects, more than the 8x8 grid can hold")
     return PromptSpec(tuple(entities), tuple(relations))
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .language import SPATIAL_RELATIONS, Entity, Prompt, PromptError, PromptSpec, Relation, parse_prompt
+from .language import SPATIAL_RELATIONS, Entity, Prompt, PromptError, PromptSpec, Relation, excerpt, parse_prompt
 from .render import read_patch_batch
 from .scene import COLOR_NAMES, GRID, SHAPES, SIZES, TEXTURES, Obj, Scene, as_rng, free_anchors
 
@@ -253,7 +253,8 @@ def scene_for(prompt, rng, *, distractor_prob: float = 0.5, max_distractors: int
     if fallback is not None:
         return fallback
     text = prompt.text if isinstance(prompt, Prompt) else prompt
-    raise PromptError(f"no scene satisfies {text!r} (contradictory facts, or more objects than the grid holds)")
+    raise PromptError(f"no scene satisfies {excerpt(str(text))} (contradictory facts, or more objects than the grid "
+                      f"holds)")
 
 
 def _uniquely_witnessed(spec: PromptSpec, scene: Scene, owners: list[int | None]) -> bool:

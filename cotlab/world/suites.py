@@ -15,10 +15,17 @@ color_attr vs compbench's color), left/right relations between shapes (position 
 words for above/below), and counting (counting vs numeracy). Skills only geneval stresses: bare single objects and
 two-object co-occurrence without attributes, in its template. With ShapeWorld's 5 shapes and 10 colours, geneval's
 small tasks repeat prompts (5 distinct single_object prompts fill 80 slots) as GenEval would with fewer classes.
+
+Limits, checked before anything is generated: `seed` is a non-negative int, `num_train` and `num_val` positive ints
+(bools refused), and compbench makes at most `MAX_PROMPTS_PER_CATEGORY` (10,000) distinct prompts per category
+(`num_train + num_val`). Every category has several times more surface forms than that (in 100,000 draws the
+smallest, spatial, gave 30,107 distinct prompts, and 14,067 within 30,000 draws), so the cap is met within about
+two draws per prompt, in about a second per category; the default (1,000) is a tenth of it.
 """
 from __future__ import annotations
 
 from functools import lru_cache
+from numbers import Integral
 
 import numpy as np
 
@@ -32,6 +39,7 @@ GENEVAL_TASKS = {"single_object": 80, "two_object": 99, "counting": 80, "colors"
                  "color_attr": 100}
 SUITES = {"compbench": COMPBENCH_CATEGORIES, "geneval": tuple(GENEVAL_TASKS)}
 SPLITS = {"compbench": ("train", "val", "all"), "geneval": ("test", "all")}
+MAX_PROMPTS_PER_CATEGORY = 10_000
 
 ID_RELATION_WORDS = {
     "left of": ("on the left of", "to the left of"), "right of": ("on the right of", "to the right of"),
@@ -262,15 +270,35 @@ def _build(name: str, seed: int, num_train: int, num_val: int) -> dict[str, tupl
     return {"train": tuple(train), "val": tuple(val), "all": tuple(train + val)}
 
 
+def _check_int(name: str, value, minimum: int) -> int:
+    """``value`` as an int if it is an integer (not a bool) of at least ``minimum``; else ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be {'non-negative' if minimum == 0 else f'at least {minimum}'}, got {value}")
+    return int(value)
+
+
+def check_sizes(seed, num_train, num_val) -> tuple[int, int, int]:
+    """Validate `load_suite`'s seed and counts (see the module docstring) before generating anything."""
+    seed = _check_int("seed", seed, 0)
+    num_train, num_val = _check_int("num_train", num_train, 1), _check_int("num_val", num_val, 1)
+    if num_train + num_val > MAX_PROMPTS_PER_CATEGORY:
+        raise ValueError(f"num_train + num_val = {num_train + num_val} distinct prompts per category is more than "
+                         f"compbench makes (MAX_PROMPTS_PER_CATEGORY = {MAX_PROMPTS_PER_CATEGORY}); lower num_train "
+                         f"or num_val")
+    return seed, num_train, num_val
+
+
 def load_suite(name: str, split: str | None = None, *, seed: int = 0, num_train: int = 700,
                num_val: int = 300) -> list[Prompt]:
     """The prompts of a suite. compbench: split "train" (default), "val" or "all"; geneval: "test" (default) or "all".
-    Fixed by `seed`; the same arguments always give the same prompts."""
+    Fixed by `seed`; the same arguments always give the same prompts. `num_train` / `num_val`: compbench prompts per
+    category in each split (geneval has its fixed 553); limits in the module docstring."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; the suites are: {', '.join(SUITES)}")
     split = split or SPLITS[name][0]
     if split not in SPLITS[name]:
         raise ValueError(f"unknown split {split!r} for suite {name!r}; its splits are: {', '.join(SPLITS[name])}")
-    if num_train < 0 or num_val < 0:
-        raise ValueError(f"num_train and num_val must be non-negative, got {num_train} and {num_val}")
-    return list(_build(name, int(seed), int(num_train), int(num_val))[split])
+    seed, num_train, num_val = check_sizes(seed, num_train, num_val)
+    return list(_build(name, seed, num_train, num_val)[split])
