@@ -2,6 +2,17 @@
 
 A verb is a function ``add_<verb>(subparsers)`` that adds its parser and sets ``handler`` (called with the parsed
 arguments, returning an exit code); list it in ``VERBS``. Heavy imports happen inside handlers, so ``--help`` is fast.
+
+Errors. A user error prints one line, ``cotlab <verb>: <message>``, on stderr and exits 2 (as argparse does for a bad
+option), before anything loads where it can: configs are checked on creation. The global ``--debug`` (also accepted
+after the verb) prints the traceback too. The rule, applied in `main`: an exception is a user error when it is a
+``ValueError`` (cotlab's config checks raise `cotlab.checks.ConfigError` and `ConfigTypeError`, both ValueErrors),
+``FileNotFoundError``, ``FileExistsError``, ``NotADirectoryError`` or ``IsADirectoryError`` *raised by cotlab's own
+code*, i.e. the innermost frame of its traceback is in cotlab's source: a deliberate check (a config field, `--set`,
+`--config`, an unknown reward, a non-empty output directory). A ``SystemExit`` with a message is one too. The same
+exception raised inside torch, transformers or any other library, and every other exception (a plain ``TypeError``
+included: in cotlab's code it is more often a bug than a user's mistake), is a crash and propagates with its
+traceback.
 """
 
 from __future__ import annotations
@@ -9,10 +20,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from cotlab import __version__
 from cotlab.experiments.tiers import TIERS
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class UsageError(ValueError):
+    """A mistake in the command line itself (a malformed --set, --resume with --overwrite)."""
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -179,15 +199,21 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _parse_sets(items: list[str]) -> dict:
-    """--set key=value items as a dict, values read as YAML (numbers, booleans, lists)."""
+    """--set key=value items as a dict, values read as YAML 1.2 (numbers such as 1e-5, true/false, [lists]); an
+    error names the --set."""
     import yaml
+
+    from cotlab.checks import load_yaml
 
     values = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        values[key] = yaml.safe_load(raw)
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item}: expected key=value (e.g. --set learning_rate=1e-5)")
+        try:
+            values[key.strip()] = load_yaml(raw)
+        except yaml.YAMLError as e:
+            raise UsageError(f"--set {item}: the value is not valid YAML ({' '.join(str(e).split())})") from None
     return values
 
 
@@ -212,18 +238,17 @@ def _check_memory(cfg) -> None:
 def _train(args: argparse.Namespace) -> int:
     from cotlab.training import CONFIGS, preset, train
 
-    values = {}
-    if args.config:
-        values.update(CONFIGS[args.algorithm].load(args.config).to_dict())
-        values.pop("algorithm")
+    if args.resume and args.overwrite:
+        raise UsageError("give --resume (continue the run) or --overwrite (start it over), not both")
+    values = CONFIGS[args.algorithm].read(args.config) if args.config else {}  # only the fields the file sets
     values.update(_parse_sets(args.set))
     if args.output_dir:
         values["output_dir"] = args.output_dir
     cfg = preset(args.preset, args.algorithm, **values) if args.preset else CONFIGS[args.algorithm].from_dict(values)
     if cfg.output_dir is None:
-        raise SystemExit("give --output-dir (or output_dir in the config): where metrics and checkpoints go")
+        raise UsageError("give --output-dir (or output_dir in the config): where metrics and checkpoints go")
     _check_memory(cfg)
-    train(cfg, resume_from="latest" if args.resume else None)
+    train(cfg, resume_from="latest" if args.resume else None, overwrite=args.overwrite)
     print(f"[cotlab] {cfg.algorithm}: {cfg.output_dir}")
     return 0
 
@@ -242,6 +267,9 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one field")
     parser.add_argument("--output-dir", default=None, help="where metrics and checkpoints go")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output dir")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in a non-empty output directory (deletes its metrics, checkpoints and "
+                        "TensorBoard logs)")
     parser.set_defaults(handler=_train)
 
 
@@ -249,15 +277,13 @@ def _train_reward(args: argparse.Namespace) -> int:
     from cotlab.rewards.learned import config_from_options, learned_reward, train_reward_model
 
     options = {"seed": args.seed, **({"breadth": args.breadth} if args.breadth else {}), **_parse_sets(args.set)}
-    try:
-        if args.output_dir:
-            _, summary = train_reward_model(config_from_options(args.family, options), args.output_dir)
-            print(f"[cotlab] {args.family} reward model: {args.output_dir} ({summary['seconds']:.0f} s)")
-        else:
-            model = learned_reward(args.family, **options)
-            print(f"[cotlab] {model.name} reward model trained and cached in the run store")
-    except (TypeError, ValueError) as e:
-        raise SystemExit(f"cotlab train-reward: {e}")
+    cfg = config_from_options(args.family, options)  # checked before anything trains
+    if args.output_dir:
+        _, summary = train_reward_model(cfg, args.output_dir)
+        print(f"[cotlab] {args.family} reward model: {args.output_dir} ({summary['seconds']:.0f} s)")
+    else:
+        model = learned_reward(args.family, **options)
+        print(f"[cotlab] {model.name} reward model trained and cached in the run store")
     return 0
 
 
@@ -285,9 +311,10 @@ def _plan(args: argparse.Namespace) -> int:
 
     models = args.model or list(MODELS)
     unknown = [m for m in models if m not in MODELS]
-    if unknown or args.gpu not in GPUS:
-        raise SystemExit(f"cotlab plan: unknown model {unknown} or gpu {args.gpu!r}; models: {', '.join(MODELS)}; "
-                         f"gpus: {', '.join(GPUS)}")
+    problems = [f"unknown model {', '.join(map(repr, unknown))}; known: {', '.join(MODELS)}"] if unknown else []
+    problems += [f"unknown gpu {args.gpu!r}; known: {', '.join(GPUS)}"] if args.gpu not in GPUS else []
+    if problems:
+        raise UsageError("; ".join(problems))
     table = plan_table(models, gpu=args.gpu, prompts_per_step=args.prompts_per_step,
                        num_generations=args.num_generations, lean_logprobs=args.lean_logprobs)
     print(format_plan(table))
@@ -312,8 +339,8 @@ def _screenshots(args: argparse.Namespace) -> int:
 
     try:
         shots = screenshot_book(args.html, args.out)
-    except (FileNotFoundError, RuntimeError) as e:
-        raise SystemExit(f"cotlab screenshots: {e}")
+    except (FileNotFoundError, RuntimeError) as e:  # no built book; no Chromium
+        raise UsageError(str(e)) from e
     print("\n".join(str(s) for s in shots))
     return 0
 
@@ -344,15 +371,46 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cotlab", description="DPO vs GRPO for autoregressive image generation, reproduced."
     )
     parser.add_argument("--version", action="version", version=f"cotlab {__version__}")
+    debug = "show the traceback of a user error too (a crash always shows its own)"
+    parser.add_argument("--debug", action="store_true", help=debug)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add_verb in VERBS:
         add_verb(subparsers)
+    for verb in subparsers.choices.values():  # `cotlab train --debug ...` too; SUPPRESS keeps a global --debug
+        verb.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug)
     return parser
 
 
+def _raised_by_cotlab(err: BaseException) -> bool:
+    """Whether the innermost frame of `err`'s traceback is in cotlab's source: a deliberate raise, not a library's."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(PACKAGE_DIR)
+
+
+def _user_error(args: argparse.Namespace, message: str) -> int:
+    if args.debug:
+        traceback.print_exc()
+    print(f"cotlab {args.command}: {' '.join(message.splitlines())}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the verb; a user error prints one line and returns 2, a crash raises (see the module's docstring)."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except USER_ERRORS as err:
+        if not _raised_by_cotlab(err):
+            raise
+        return _user_error(args, str(err))
+    except SystemExit as err:
+        if not isinstance(err.code, str):
+            raise
+        return _user_error(args, err.code.removeprefix(f"cotlab {args.command}: "))
 
 
 if __name__ == "__main__":

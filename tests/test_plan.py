@@ -180,7 +180,7 @@ def test_cotlab_train_warns_before_launching_on_a_gpu_too_small(monkeypatch, tmp
     small = GPUSpec("RTX 4090", 23.6, 165.0, 1.0, 32.0)
     monkeypatch.setattr(plan, "local_gpu", lambda index=0: small)
     launched = []
-    monkeypatch.setattr(cotlab.training, "train", lambda cfg, resume_from=None: launched.append(cfg))
+    monkeypatch.setattr(cotlab.training, "train", lambda cfg, resume_from=None, overwrite=False: launched.append(cfg))
     with pytest.warns(MemoryPlanWarning, match="on 1 x RTX 4090") as caught:
         cli.main(["train", "grpo", "--preset", "janus-pro-7b", "--output-dir", str(tmp_path / "run")])
     assert len(caught) == 1 and len(launched) == 1 and launched[0].policy == "deepseek-community/Janus-Pro-7B"

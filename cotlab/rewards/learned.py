@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cotlab.checks import ConfigError, ConfigTypeError, Rule, check_fields
 from cotlab.world import (
     CANVAS, CODEBOOK_SIZE, NUM_TOKENS, PATCH, CaptionConfig, Scene, captioned_scene, decode_arrays, facts_named,
     load_suite, parse_prompt, perturb, phrase_text, random_scene, read_patch_batch, satisfies, scene_codes, scene_for,
@@ -62,25 +63,33 @@ class LearnedRewardConfig:
     layers: int = 2
     heads: int = 4
 
+    # The rule of every field, checked on creation (cotlab.checks).
+    RULES = {"family": Rule("str", choices=FAMILIES, label="reward family"),
+             "breadth": Rule("str", choices=BREADTHS, label="data breadth"), "seed": Rule("int", low=0),
+             "num_prompts": Rule("int", low=1),
+             "variants": Rule("int", low=2, note=" (an image made for the prompt and one that breaks it)"),
+             "artifact_prob": Rule("float", low=0, high=1), "label_noise": Rule("float", low=0, high=1),
+             "quality_weight": Rule("float", low=0), "steps": Rule("int", low=1), "batch_size": Rule("int", low=1),
+             "lr": Rule("float", low=0, low_open=True), "width": Rule("int", low=1), "layers": Rule("int", low=1),
+             "heads": Rule("int", low=1)}
+
     def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ValueError(f"unknown reward family {self.family!r}; expected one of {', '.join(FAMILIES)}")
-        if self.breadth not in BREADTHS:
-            raise ValueError(f"unknown data breadth {self.breadth!r}; expected one of {', '.join(BREADTHS)}")
-        if self.variants < 2:
-            raise ValueError(f"variants must be at least 2 (an image made for the prompt and one that breaks it), "
-                             f"got {self.variants}")
+        check_fields(self, self.RULES)
+        if self.width % self.heads:
+            raise ConfigError(f"width={self.width} must be divisible by heads={self.heads} (attention splits the "
+                              f"width between heads)")
 
 
 def config_from_options(family: str, options: dict) -> LearnedRewardConfig:
-    """A config from keyword options, refusing unknown ones with the list of valid ones."""
+    """A config from keyword options, refusing unknown ones with the list of valid ones (a ConfigTypeError: a
+    TypeError, as for a wrong keyword, and a ValueError)."""
     valid = [f.name for f in fields(LearnedRewardConfig) if f.name != "family"]
     unknown = sorted(set(options) - set(valid))
     if unknown:
         hints = [f"{u} (did you mean {close[0]}?)" if (close := get_close_matches(u, valid, n=1)) else u
                  for u in unknown]
-        raise TypeError(f"unknown option(s) {', '.join(hints)} for the {family!r} reward model; valid options: "
-                        f"{', '.join(valid)}, path, store, device, batch_size_scoring, progress")
+        raise ConfigTypeError(f"unknown option(s) {', '.join(hints)} for the {family!r} reward model; valid "
+                              f"options: {', '.join(valid)}, path, store, device, batch_size_scoring, progress")
     return LearnedRewardConfig(family=family, **{"breadth": DEFAULT_BREADTH.get(family, "id"), **options})
 
 

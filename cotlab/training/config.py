@@ -14,10 +14,12 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from cotlab.checks import ConfigError, ConfigTypeError, Rule, check_fields, load_yaml
 from cotlab.losses import DPO_LOSS_TYPES, GRPO_LOSS_TYPES, SCALE_REWARDS
 
 PAIR_SELECTIONS = ("best_worst", "all", "margin")
 REFERENCES = ("base", "round_start")
+REPORTERS = ("jsonl", "tensorboard")
 # What must agree for two runs to have spent the same sampling and reward budget.
 ALIGNED_FIELDS = ("policy", "reward", "prompts", "split", "categories", "num_prompts", "seed", "max_steps", "rounds",
                   "prompts_per_step", "num_generations", "guidance_scale", "temperature", "top_k")
@@ -67,34 +69,33 @@ class RLConfig:
 
     algorithm = "rl"
 
+    # The rule of every field, checked on creation (cotlab.checks): type, finiteness, range, choices.
+    RULES = {
+        "policy": Rule("path"), "reward": Rule("str"), "reward_options": Rule("mapping"), "prompts": Rule("str"),
+        "split": Rule("str"), "categories": Rule("strs", optional=True, nonempty=True),
+        "num_prompts": Rule("int", low=1, optional=True, note=" (None: all of them)"), "seed": Rule("int", low=0),
+        "max_steps": Rule("int", low=1), "rounds": Rule("int", low=1), "reference": Rule("str", choices=REFERENCES),
+        "prompts_per_step": Rule("int", low=1),
+        "num_generations": Rule("int", low=2, note=" (a group needs two images to compare)"),
+        "gradient_accumulation_steps": Rule("int", low=1),
+        "guidance_scale": Rule("float", low=1, note=" (1 = no guidance)"),
+        "temperature": Rule("float", low=0, low_open=True, note=" for RL sampling"), "top_k": Rule("int", low=0),
+        "logprob_mode": Rule("str", choices=("cond", "cfg"), optional=True), "lean_logprobs": Rule("bool"),
+        "sample_batch_images": Rule("int", low=1), "learning_rate": Rule("float", low=0),
+        "weight_decay": Rule("float", low=0), "adam_beta1": Rule("float", low=0, high=1, high_open=True),
+        "adam_beta2": Rule("float", low=0, high=1, high_open=True),
+        "max_grad_norm": Rule("float", low=0, low_open=True, note=" (0 would zero every gradient)"),
+        "warmup_steps": Rule("int", low=0), "beta": Rule("float", low=0), "trainable": Rule("strs", nonempty=True),
+        "mixed_precision": Rule("str", choices=("no", "bf16", "fp16")), "gradient_checkpointing": Rule("bool"),
+        "output_dir": Rule("path", optional=True), "save_steps": Rule("int", low=0),
+        "logging_steps": Rule("int", low=1), "report_to": Rule("strs", choices=REPORTERS),
+    }
+
     def __post_init__(self):
-        for name in ("categories", "trainable", "report_to"):
-            value = getattr(self, name)
-            if isinstance(value, list):
-                setattr(self, name, tuple(value))
-        positive = ("max_steps", "rounds", "prompts_per_step", "gradient_accumulation_steps", "sample_batch_images")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.num_generations < 2:
-            raise ValueError(f"num_generations must be at least 2 (a group needs two images to compare), "
-                             f"got {self.num_generations}")
-        for name in ("beta", "learning_rate", "weight_decay", "max_grad_norm", "top_k", "warmup_steps", "save_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.guidance_scale < 1:
-            raise ValueError(f"guidance_scale must be >= 1 (1 = no guidance), got {self.guidance_scale}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0 for RL sampling, got {self.temperature}")
-        if self.reference not in REFERENCES:
-            raise ValueError(f"unknown reference {self.reference!r}; known: {', '.join(REFERENCES)}")
-        if self.logprob_mode not in (None, "cond", "cfg"):
-            raise ValueError(f"unknown logprob_mode {self.logprob_mode!r}; known: cond, cfg (or None)")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"unknown mixed_precision {self.mixed_precision!r}; known: no, bf16, fp16")
+        check_fields(self, self.RULES)
         if self.prompts_per_step % self.gradient_accumulation_steps:
-            raise ValueError(f"prompts_per_step={self.prompts_per_step} must be divisible by "
-                             f"gradient_accumulation_steps={self.gradient_accumulation_steps}")
+            raise ConfigError(f"prompts_per_step={self.prompts_per_step} must be divisible by "
+                              f"gradient_accumulation_steps={self.gradient_accumulation_steps}")
 
     # -- budgets ----------------------------------------------------------------------------------------------------
 
@@ -111,29 +112,54 @@ class RLConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "RLConfig":
         """Build from a mapping; an unknown key is refused with the closest known names."""
+        return cls(**cls._fields_of(values))
+
+    @classmethod
+    def _fields_of(cls, values) -> dict:
+        """`values` without its "algorithm" key, which must be this class's; an unknown key is refused."""
+        if not isinstance(values, dict):
+            raise ConfigTypeError(f"a {cls.__name__} is built from a mapping of its fields, got {values!r}")
         values = dict(values)
         algorithm = values.pop("algorithm", cls.algorithm)
         if algorithm != cls.algorithm:
-            raise ValueError(f"this config is for {algorithm!r}, not {cls.algorithm!r}")
+            raise ConfigError(f"this config is for {algorithm!r}, not {cls.algorithm!r}")
         known = [f.name for f in fields(cls)]
         for key in values:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+                close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.5)
                 hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-                raise ValueError(f"{cls.__name__} has no field {key!r}{hint} (fields: {', '.join(known)})")
-        return cls(**values)
+                raise ConfigError(f"{cls.__name__} has no field {key!r}{hint} (fields: {', '.join(known)})")
+        return values
+
+    @classmethod
+    def read(cls, path) -> dict:
+        """The fields a JSON or YAML file sets (without "algorithm"), unknown keys refused; errors name the file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+        import yaml
+
+        kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON"
+        try:
+            values = load_yaml(text) if kind == "YAML" else json.loads(text)
+        except (ValueError, yaml.YAMLError) as e:  # json.JSONDecodeError is a ValueError; messages span lines
+            raise ConfigError(f"config file {path}: not valid {kind}: {' '.join(str(e).split())}") from None
+        if values is None:
+            return {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of config fields, got a "
+                              f"{type(values).__name__}")
+        try:
+            return cls._fields_of(values)
+        except ConfigError as e:
+            raise ConfigError(f"config file {path}: {e}") from None
 
     @classmethod
     def load(cls, path) -> "RLConfig":
-        """Read a JSON or YAML file of fields."""
-        text = Path(path).read_text()
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
-        else:
-            values = json.loads(text)
-        return cls.from_dict(values)
+        """Read a JSON or YAML file of fields (the others keep their defaults)."""
+        return cls(**cls.read(path))
 
     def replace(self, **changes) -> "RLConfig":
         return type(self).from_dict({**asdict(self), **changes})
@@ -154,17 +180,11 @@ class GRPOConfig(RLConfig):
     scale_rewards: str = "group"
     num_iterations: int = 1  # mu: updates per sampled batch, with the stored old log-probs
     algorithm = "grpo"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.loss_type not in GRPO_LOSS_TYPES:
-            raise ValueError(f"unknown loss_type {self.loss_type!r} for GRPO; known: {', '.join(GRPO_LOSS_TYPES)}")
-        if self.scale_rewards not in SCALE_REWARDS:
-            raise ValueError(f"unknown scale_rewards {self.scale_rewards!r}; known: {', '.join(SCALE_REWARDS)}")
-        if self.epsilon < 0 or (self.epsilon_high is not None and self.epsilon_high < 0):
-            raise ValueError(f"epsilon and epsilon_high must be >= 0, got {self.epsilon} and {self.epsilon_high}")
-        if self.num_iterations < 1:
-            raise ValueError(f"num_iterations must be at least 1, got {self.num_iterations}")
+    RULES = {**RLConfig.RULES, "epsilon": Rule("float", low=0),
+             "epsilon_high": Rule("float", low=0, optional=True, note=" (None: epsilon)"),
+             "loss_type": Rule("str", choices=GRPO_LOSS_TYPES, note=" for GRPO"),
+             "scale_rewards": Rule("str", choices=SCALE_REWARDS),
+             "num_iterations": Rule("int", low=1)}
 
 
 @dataclass
@@ -175,19 +195,10 @@ class DPOConfig(RLConfig):
     pair_selection: str = "best_worst"  # per group: best vs worst, all ordered pairs, or pairs with a reward margin
     margin_threshold: float = 0.0  # "margin": keep pairs whose reward difference exceeds this
     algorithm = "dpo"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.loss_type not in DPO_LOSS_TYPES:
-            raise ValueError(f"unknown loss_type {self.loss_type!r} for DPO; known: {', '.join(DPO_LOSS_TYPES)}")
-        if self.beta <= 0:
-            raise ValueError(f"beta must be > 0 for DPO, got {self.beta}")
-        if not 0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
-        if self.pair_selection not in PAIR_SELECTIONS:
-            raise ValueError(f"unknown pair_selection {self.pair_selection!r}; known: {', '.join(PAIR_SELECTIONS)}")
-        if self.margin_threshold < 0:
-            raise ValueError(f"margin_threshold must be >= 0, got {self.margin_threshold}")
+    RULES = {**RLConfig.RULES, "beta": Rule("float", low=0, low_open=True, note=" for DPO"),
+             "loss_type": Rule("str", choices=DPO_LOSS_TYPES, note=" for DPO"),
+             "label_smoothing": Rule("float", low=0, high=0.5, high_open=True),
+             "pair_selection": Rule("str", choices=PAIR_SELECTIONS), "margin_threshold": Rule("float", low=0)}
 
 
 CONFIGS = {"grpo": GRPOConfig, "dpo": DPOConfig}
