@@ -58,7 +58,9 @@ def before_after(configs, *, tags=None, suites=(("compbench", "val"), ("geneval"
     Returns a long DataFrame, one row per (policy, suite, category) plus a category "overall" per (policy, suite):
     algorithm ("base" for the starting policy), reward, seed, suite, category, value (CompBench-style: mean value;
     GenEval-style: accuracy, and overall = mean of task accuracies), and the mean training reward of the first and
-    last 10 steps (GRPO's is of on-policy samples; DPO's is of its round buffer, sampled at the round's start).
+    last 10 steps (GRPO's is of on-policy samples; DPO's is of its round buffer, sampled at the round's start), and
+    the run's `health`: "ok", or the codes of `cotlab.training.health` raised at any step of its training (e.g.
+    "constant_rewards,zero_grad": it trained on nothing), read from its metrics.
     `tags` (one dict per config) add columns to that config's rows, e.g. {"group size": 8} for a sweep.
     `eval_options` go to `evaluate_policy` (images_per_prompt, guidance_scale, prompts_per_category, seeds...); every
     policy gets the same ones, so the comparisons are paired. The CFG weight defaults to the one the runs sample with. Each evaluation is cached in the run store."""
@@ -71,6 +73,7 @@ def before_after(configs, *, tags=None, suites=(("compbench", "val"), ("geneval"
     from cotlab.experiments.store import RunStore
     from cotlab.policy import JanusPolicy
     from cotlab.policy.pretrain import PRETRAIN_TIERS, base_policy
+    from cotlab.training.health import run_health
 
     store = store or RunStore()
 
@@ -110,12 +113,13 @@ def before_after(configs, *, tags=None, suites=(("compbench", "val"), ("geneval"
             rows += [{"algorithm": "base", "reward": "none", "policy": cfg.policy, "seed": None, **r}
                      for r in bases[cfg.policy]]
         path = rl_run(cfg, store=store, progress=progress)
-        curve = [json.loads(line)["reward_mean"] for line in open(path / "metrics.jsonl")]
+        metrics = [json.loads(line) for line in open(path / "metrics.jsonl")]
+        curve = [r["reward_mean"] for r in metrics]
         trained = scores(path / "policy", f"{cfg.algorithm} seed {cfg.seed}")
         rows += [{"algorithm": cfg.algorithm, "reward": reward_label(cfg), "policy": cfg.policy, "seed": cfg.seed,
                   **tag, **r,
                   "reward_first10": float(np.mean(curve[:10])), "reward_last10": float(np.mean(curve[-10:])),
-                  "run": str(path)} for r in trained]
+                  "run": str(path), "health": run_health(metrics)} for r in trained]
     return pd.DataFrame(rows)
 
 
@@ -124,10 +128,22 @@ def _plain(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+def _health(runs, label=lambda run: "") -> str:
+    """A table cell naming the flagged runs among `runs` (rows of `before_after`'s table): "ok", or e.g.
+    "flagged: grpo seed 1 (constant_rewards,zero_grad)"; "unknown" for a table without a health column."""
+    if "health" not in runs:
+        return "unknown"
+    flagged = dict.fromkeys(f"{run['algorithm']} {label(run)}seed {_plain(run['seed'])} ({run['health']})"
+                            for run in runs.assign(health=runs["health"].fillna("unknown")).to_dict("records")
+                            if run["health"] != "ok")  # one entry per run (its rows repeat it per suite, category)
+    return "flagged: " + "; ".join(flagged) if flagged else "ok"
+
+
 def summarize_runs(results, by=("reward", "algorithm")):
     """Mean and 95% t-interval over seeds of each suite's overall score, and of its gain over the base model, per
-    group of `by` (columns of `before_after`'s table). Columns: ID, ID ±95%, ID gain, ID gain ±95%, and the same
-    for OOD."""
+    group of `by` (columns of `before_after`'s table). Columns: ID, ID ±95%, ID gain, ID gain ±95%, the same
+    for OOD, and health ("ok", or the seeds whose training raised a health warning: their numbers may be of runs
+    that trained on nothing)."""
     import pandas as pd
 
     from cotlab.evaluation import mean_ci
@@ -142,6 +158,7 @@ def summarize_runs(results, by=("reward", "algorithm")):
             values = group[group["suite"] == suite]["value"]
             row[name], row[f"{name} ±95%"] = mean_ci(values)
             row[f"{name} gain"], row[f"{name} gain ±95%"] = mean_ci(values - base[suite])
+        row["health"] = _health(group)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -149,7 +166,8 @@ def summarize_runs(results, by=("reward", "algorithm")):
 def algorithm_gaps(results, by: str = "reward", category: str = "overall"):
     """GRPO minus DPO score per value of `by` and suite, for one `category` (a CompBench-style category, a
     GenEval-style task, or "overall"), paired by seed (a seed's GRPO and DPO runs are aligned): mean, 95% t-interval
-    half-width, and which algorithm leads ("GRPO", "DPO", or "neither" when the interval includes 0)."""
+    half-width, which algorithm leads ("GRPO", "DPO", or "neither" when the interval includes 0), and health ("ok",
+    or the runs whose training raised a health warning)."""
     import pandas as pd
 
     from cotlab.evaluation import mean_ci
@@ -164,13 +182,14 @@ def algorithm_gaps(results, by: str = "reward", category: str = "overall"):
             diff, half = mean_ci(by_seed["grpo"] - by_seed["dpo"])
             lead = "neither" if abs(diff) <= half else ("GRPO" if diff > 0 else "DPO")
             rows.append({by: _plain(value), "suite": name, "GRPO - DPO": diff, "±95%": half, "ahead": lead,
-                         "seeds": len(by_seed)})
+                         "seeds": len(by_seed), "health": _health(group[group["suite"] == suite])})
     return pd.DataFrame(rows)
 
 
 def sweep_change(results, variable: str) -> list[str]:
     """Markdown lines: per algorithm and suite, the overall score at the smallest and the largest value of the swept
-    `variable`, and their difference paired by seed (mean and 95% t-interval), with a verdict."""
+    `variable`, and their difference paired by seed (mean and 95% t-interval), with a verdict, and the runs whose
+    training raised a health warning."""
     from cotlab.evaluation import mean_ci
 
     overall = results[(results["category"] == "overall") & (results["algorithm"] != "base")]
@@ -185,7 +204,10 @@ def sweep_change(results, variable: str) -> list[str]:
             verdict = "no clear change" if abs(diff) <= half else ("up" if diff > 0 else "down")
             parts.append(f"{name} {by_seed[low].mean():.3f} -> {by_seed[high].mean():.3f} "
                          f"({diff:+.3f} ± {half:.3f}, {verdict})")
-        lines.append(f"* **{algorithm.upper()}**, {variable} {low} -> {high}: " + "; ".join(parts))
+        runs = overall[overall["algorithm"] == algorithm]
+        health = _health(runs, lambda run: f"{variable} {_plain(run[variable])} ")
+        flag = f" **Health: {health}.**" if health.startswith("flagged") else ""
+        lines.append(f"* **{algorithm.upper()}**, {variable} {low} -> {high}: " + "; ".join(parts) + flag)
     return lines
 
 

@@ -49,9 +49,13 @@ def get(name: str, **options) -> RewardModel:
     return _REGISTRY[name](**options)
 
 
+MAX_REWARD = 1e6  # float32 keeps 7 digits: beyond this, differences between rewards round away (and N x 1e30 overflows)
+
+
 def checked_rewards(rm: RewardModel, prompts: list[str], images: list, metadata=None) -> torch.Tensor:
-    """Call `rm` and insist on its contract: a float tensor of shape (N,) with finite values. The error names the
-    reward model and, for a bad value, the prompt it was scoring."""
+    """Call `rm` and insist on its contract: a real float tensor of shape (N,) with finite values of magnitude at most
+    `MAX_REWARD` (so that the float32 mean and std the trainers take never overflow). The error names the reward
+    model and, for a bad value, the prompt it was scoring."""
     name = getattr(rm, "name", type(rm).__name__)
     values = rm(prompts, images, metadata)
     if not isinstance(values, torch.Tensor):
@@ -59,13 +63,22 @@ def checked_rewards(rm: RewardModel, prompts: list[str], images: list, metadata=
     if values.shape != (len(prompts),):
         raise ValueError(f"reward model {name!r} returned shape {tuple(values.shape)} for {len(prompts)} images; "
                          f"it must return one reward per image, shape ({len(prompts)},)")
-    values = values.float()
-    bad = (~torch.isfinite(values)).nonzero()
+    if values.is_complex():
+        i = int((values.imag != 0).nonzero()[0]) if (values.imag != 0).any() else 0
+        raise ValueError(f"reward model {name!r} returned {values[i].item()} for prompt {prompts[i]!r} (row {i}); "
+                         f"rewards must be real, not {values.dtype}")
+    bad = (~torch.isfinite(values.double())).nonzero()
     if len(bad):
         i = int(bad[0])
         raise ValueError(f"reward model {name!r} returned {values[i].item()} for prompt {prompts[i]!r} (row {i}); "
                          f"rewards must be finite")
-    return values
+    big = (values.double().abs() > MAX_REWARD).nonzero()
+    if len(big):
+        i = int(big[0])
+        raise ValueError(f"reward model {name!r} returned {values[i].item():g} for prompt {prompts[i]!r} (row {i}); "
+                         f"rewards must be at most {MAX_REWARD:g} in magnitude (float32 loses the differences "
+                         f"between larger ones, and their mean or std overflows)")
+    return values.float()
 
 
 from .compose import CachedReward, CompositeReward, composite  # noqa: E402  (compose imports get, checked_rewards)

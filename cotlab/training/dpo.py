@@ -5,6 +5,13 @@ the reference, i.e. offline DPO from the base model's samples, the paper's setti
 mined per group (`mine_pairs`) and the reference's sequence log-probs (sums over image tokens) of the chosen and
 rejected images are computed once, in inference mode. Step s of the round then trains on the pairs of step s's
 prompts: the same prompts, images and reward calls a GRPO run with the same aligned fields spends.
+
+`logprob_mismatch_max`, logged at the first step of each round only: the largest |log-prob recorded while sampling -
+teacher-forced log-prob| over the tokens of that step's chosen and rejected images, the latter from the update's own
+forward. Only there is it like for like: the round's groups were sampled by the policy as it is at its first step,
+and every later step's policy has moved. (The reference's scoring at the round start would match the sampler only in
+round 1 or with reference="round_start".) It stays at float rounding (~1e-6 on CPU fp32); a large value means the
+update scores another distribution than the one sampled (CFG, low precision).
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from cotlab.losses import dpo_loss
 
 from .buffer import Groups, mine_pairs
 from .config import DPOConfig
+from .health import global_max
 from .trainer import Trainer
 
 
@@ -53,6 +61,7 @@ class DPOTrainer(Trainer):
         row = dict(self.round_sampling) if step == 0 else dict.fromkeys(self.round_sampling, 0)
         stats, weights = [], []
         prompts = groups.row_prompts
+        mismatch = float("-inf")
         for pairs, ctx in self.micro_batches(local_pairs):
             with ctx:
                 c, r = chosen[pairs], rejected[pairs]
@@ -60,7 +69,11 @@ class DPOTrainer(Trainer):
                 # A micro-batch without pairs (all ties) still runs a forward, so that every process joins the
                 # gradient all-reduce; its loss is zero.
                 idx = torch.cat([c, r]) if n else torch.zeros(1, dtype=torch.long, device=chosen.device)
-                logp = self.token_logprobs([prompts[j] for j in idx.tolist()], groups.tokens[idx]).sum(-1)
+                token_logp = self.token_logprobs([prompts[j] for j in idx.tolist()], groups.tokens[idx])
+                if step == 0 and n:  # the policy that sampled the round: see the module's docstring
+                    mismatch = max(mismatch, (token_logp.detach().float() - groups.old_logprobs[idx].float())
+                                   .abs().max().item())
+                logp = token_logp.sum(-1)
                 if n:
                     loss, s = dpo_loss(logp[:n], logp[n:], ref[:local_pairs][pairs], ref[local_pairs:][pairs],
                                        beta=cfg.beta, loss_type=cfg.loss_type, label_smoothing=cfg.label_smoothing,
@@ -77,6 +90,10 @@ class DPOTrainer(Trainer):
         local = {key: sum(w * s[key] for w, s in zip(weights, stats)) for key in (stats[0] if stats else {})}
         means = {key: self._global_sum(v) / max(global_pairs, 1) for key, v in local.items()}
         pair_stats = {key: self._global_sum(v) for key, v in data["pair_stats"].items()}
+        if step == 0:
+            mismatch = global_max(self.accelerator, mismatch)
+            if mismatch > float("-inf"):  # absent when no process kept a pair
+                row["logprob_mismatch_max"] = mismatch
         return {**row, **self.reward_stats(groups),
                 **means, "pairs_kept": pair_stats["pairs"], "ties_dropped": pair_stats["ties_dropped"],
                 "below_margin_dropped": pair_stats["below_margin_dropped"], "grad_norm": grad_norm,

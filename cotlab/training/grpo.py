@@ -6,6 +6,12 @@ a clipped surrogate and a k3 KL penalty to the reference. One step:
 3. `num_iterations` (mu) passes over the batch, each one optimizer step over its accumulation micro-batches. With
    mu = 1 the old log-probs are the current ones detached (ratio exactly 1, as TRL); with mu > 1 they are scored
    teacher-forced before the first pass and kept.
+
+`logprob_mismatch_max` is the largest |log-prob recorded while sampling - teacher-forced log-prob| over the step's
+tokens, both under the policy that sampled (the first pass's with mu = 1, the old log-probs' scoring with mu > 1).
+The two compute one distribution by two paths (a KV-cached sampling loop; one teacher-forced forward), so it stays at
+float rounding (~1e-6 on CPU fp32); a large value is the known Janus RL failure of CFG or low precision scoring
+another distribution than the one sampled.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from cotlab.losses import group_advantages, grpo_loss
 
 from .buffer import Groups
 from .config import GRPOConfig
+from .health import global_max
 from .trainer import Trainer
 
 
@@ -46,10 +53,12 @@ class GRPOTrainer(Trainer):
             groups.ref_logprobs = torch.cat([self.reference_logprobs(prompts[s], groups.tokens[s])
                                              for s, _ in self.micro_batches(share)])
             reference_seconds = time.perf_counter() - began
+        sampled, mismatch = groups.old_logprobs, float("-inf")  # the log-probs recorded while sampling
         if cfg.num_iterations > 1:
             with torch.no_grad():
                 groups.old_logprobs = torch.cat([self.token_logprobs(prompts[s], groups.tokens[s])
                                                  for s, _ in self.micro_batches(share)])
+            mismatch = (groups.old_logprobs.float() - sampled.float()).abs().max().item()
         # dapo: every token of the global batch weighs the same; accumulation and the process average undo below
         global_tokens = len(all_rewards) * groups.tokens.shape[1]
         per_micro = global_tokens / (self.accelerator.num_processes * cfg.gradient_accumulation_steps)
@@ -59,6 +68,8 @@ class GRPOTrainer(Trainer):
                 with ctx:
                     logprobs, entropy = self.token_logprobs(prompts[rows], groups.tokens[rows], with_entropy=True)
                     old = logprobs.detach() if cfg.num_iterations == 1 else groups.old_logprobs[rows]
+                    if cfg.num_iterations == 1 and len(old):
+                        mismatch = max(mismatch, (old.float() - sampled[rows].float()).abs().max().item())
                     ref = groups.ref_logprobs[rows] if groups.ref_logprobs is not None else None
                     loss, s = grpo_loss(logprobs, old, ref, advantages[rows], torch.ones_like(logprobs),
                                         epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, beta=cfg.beta,
@@ -73,6 +84,7 @@ class GRPOTrainer(Trainer):
         return {**self.reward_stats(groups),
                 **{k: self._global_mean(v) for k, v in mean.items()},
                 "zero_std_fraction": adv_stats["zero_std_fraction"], "grad_norm": grad_norms[-1],
+                "logprob_mismatch_max": global_max(self.accelerator, mismatch),
                 "seconds_reference": reference_seconds, "seconds_update": update_seconds - reference_seconds}
 
     def _global_mean(self, value: float) -> float:
