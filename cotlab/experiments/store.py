@@ -8,7 +8,13 @@ Layout (root: ``RunStore(root)``, else ``$COTLAB_RUNS``, else ``runs/`` in the w
         MANIFEST.json                     written LAST: {"files": {relpath: {"size", "sha256"}}} for every file
     runs/<kind>/.tmp-<key>-<pid>-<rand>/  a run being built; renamed to <key>/ (os.replace) only when complete
     runs/<kind>/.scratch-<key>/           checkpoints of an unfinished build; survives a crash, removed on success
+    runs/<kind>/.lock-<key>               the builder's lock: one builder per key, across processes
     runs/<kind>/.corrupt-<key>-<time>/    a corrupt run moved aside before it was recomputed
+
+One builder per key: ``get_or_create`` builds under ``.lock-<key>`` (``filelock``: an OS lock, released when its
+process dies, so a killed builder never blocks the next one). Other processes asking for the key wait for the lock,
+then find the published run. Whoever holds the lock removes the key's ``.tmp-`` leftovers (their builders are gone,
+or they could not have been holding it) and resumes from ``.scratch-<key>``, which only the lock holder writes.
 
 ``key = artifact_key(kind, config, code)``: sha256 (first 16 hex) of the kind, the canonical JSON of the config and
 ``code_version(code)``, the sha256 of the source of the named cotlab modules. Changing any of them gives a new key, so
@@ -36,10 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import cotlab
+from cotlab.state_files import atomic_write_text
 
 # run.json, not config.json: transformers checkpoints written into a run directory own config.json.
 MANIFEST, CONFIG = "MANIFEST.json", "run.json"
 _KIND = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a directory name inside the kind: no '/', no leading '.'
+WAIT_MESSAGE_AFTER = 1.0  # seconds of waiting for another builder's lock before saying so
 
 
 class CorruptRunWarning(UserWarning):
@@ -60,22 +69,6 @@ class RunRecord:
 
 
 # ---------------------------------------------------------------- atomic single-file writes
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory + fsync + os.replace: all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -184,9 +177,27 @@ class RunStore:
         self.root = Path(root if root is not None else os.environ.get("COTLAB_RUNS") or "runs").expanduser().absolute()
 
     def path(self, kind: str, key: str) -> Path:
-        if not _KIND.fullmatch(kind):
-            raise ValueError(f"bad kind {kind!r}: use letters, digits, '_', '.', '-' (not starting with '.')")
+        """``root/<kind>/<key>``; a kind or key that would name a path outside its place (``..``, ``/``, a leading
+        ``.``) is refused."""
+        for what, name in (("kind", kind), ("key", key)):
+            if not isinstance(name, str) or not _KIND.fullmatch(name) or name.strip(".") == "":
+                raise ValueError(f"bad {what} {name!r}: use letters, digits, '_', '.', '-' (not starting with '.'; "
+                                 f"no '/'), so that the run stays inside the store {self.root}")
         return self.root / kind / key
+
+    def lock(self, kind: str, key: str):
+        """The builder's lock of (kind, key): a `filelock.FileLock` on ``root/<kind>/.lock-<key>``."""
+        from filelock import FileLock
+
+        path = self.path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(path.parent / f".lock-{key}")
+
+    def _remove_leftovers(self, kind: str, key: str) -> None:
+        """Remove ``.tmp-<key>-*`` directories (call with the key's lock held: their builders are dead)."""
+        for tmp in self.path(kind, key).parent.glob(f".tmp-{key}-*"):
+            print(f"[cotlab] removing {tmp.name}, left by a build that did not finish", file=sys.stderr, flush=True)
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def scratch(self, kind: str, config: Any, code: Sequence[str | os.PathLike] | str) -> Path:
         """``runs/<kind>/.scratch-<key>/`` (created): a build's checkpoints, kept until the build succeeds."""
@@ -205,6 +216,10 @@ class RunStore:
             raise CorruptRunError(f"{path / MANIFEST}: missing or invalid manifest ({type(e).__name__})") from None
         for rel, meta in sorted(files.items()):
             f = path / rel
+            if not (isinstance(meta, dict) and type(meta.get("size")) is int and isinstance(meta.get("sha256"), str)):
+                raise CorruptRunError(f"{path / MANIFEST}: the entry of {rel!r} is not {{'size': int, 'sha256': str}}")
+            if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise CorruptRunError(f"{path / MANIFEST}: lists {rel!r}, a path outside the run")
             if not f.is_file():
                 raise CorruptRunError(f"{f}: listed in the manifest but missing")
             if f.stat().st_size != meta["size"] or _sha256(f) != meta["sha256"]:
@@ -244,10 +259,31 @@ class RunStore:
         its scratch directory, which a rerun gets back to resume from and which is removed once a build succeeds."""
         key = artifact_key(kind, config, code)
         final, label = self.path(kind, key), f"{kind}/{key}" + (f" ({desc})" if desc else "")
-        if final.exists():
-            if self.verify(final):
-                print(f"[cotlab] reusing {label}: {final}", file=sys.stderr, flush=True)
+        if final.exists() and self.verify(final):
+            print(f"[cotlab] reusing {label}: {final}", file=sys.stderr, flush=True)
+            return final
+        from filelock import Timeout
+
+        lock = self.lock(kind, key)
+        try:
+            lock.acquire(timeout=WAIT_MESSAGE_AFTER)
+        except Timeout:
+            print(f"[cotlab] waiting for another process building {label} (lock {lock.lock_file})", file=sys.stderr,
+                  flush=True)
+            lock.acquire()
+        try:
+            if final.exists() and self.verify(final):  # built by the process we waited for
+                print(f"[cotlab] reusing {label} (built by another process): {final}", file=sys.stderr, flush=True)
                 return final
+            self._remove_leftovers(kind, key)
+            self._build(kind, key, config, code, build, final, label)
+        finally:
+            lock.release()
+        return final
+
+    def _build(self, kind: str, key: str, config: Any, code, build: Callable[..., None], final: Path,
+               label: str) -> None:
+        """Build into a temporary directory and publish it as `final` (the key's lock is held)."""
         tmp = final.parent / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
         tmp.mkdir(parents=True)
         two = _takes_two(build)
@@ -265,30 +301,14 @@ class RunStore:
             files = sorted(p for p in tmp.rglob("*") if p.is_file())
             atomic_write_json(tmp / MANIFEST, {"files": {p.relative_to(tmp).as_posix(): {
                 "size": p.stat().st_size, "sha256": _sha256(p)} for p in files}})
+            if final.exists():  # corrupt (verified runs were returned before building): keep it aside for a look
+                stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+                aside = final.parent / f".corrupt-{key}-{stamp}"
+                os.replace(final, aside)
+                warnings.warn(f"run {label} at {final} was corrupt; moved it to {aside} and recomputed it",
+                              CorruptRunWarning, stacklevel=3)
+            os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        for _ in range(3):  # publish; another writer may publish (or leave a corrupt dir) at the same time
-            if final.exists():
-                if self.verify(final):
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    print(f"[cotlab] reusing {label} (built concurrently): {final}", file=sys.stderr, flush=True)
-                    break
-                stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-                aside = final.parent / f".corrupt-{key}-{stamp}"
-                try:
-                    os.replace(final, aside)
-                    warnings.warn(f"run {label} at {final} was corrupt; moved it to {aside} and recomputed it",
-                                  CorruptRunWarning, stacklevel=2)
-                except FileNotFoundError:
-                    pass
-            try:
-                os.replace(tmp, final)
-                break
-            except OSError as e:  # the final dir appeared between the check and the rename: loop and verify it
-                error = e
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise RuntimeError(f"could not publish {label} at {final}") from error
         shutil.rmtree(final.parent / f".scratch-{key}", ignore_errors=True)
-        return final

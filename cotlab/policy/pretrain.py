@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cotlab.state_files import load_state, newest_complete, partial_directory, publish_directory, save_state
 from cotlab.world import CaptionConfig, captioned_scene, code_table, scene_codes
 
 from .shapeworld import build_shapeworld_policy
@@ -91,9 +92,26 @@ def pretrain_loss(logits: torch.Tensor, tokens: torch.Tensor, start_weight: floa
     return ce + start_weight * start, {"ce": ce.item(), "start_ce": start.item()}
 
 
+CHECKPOINT_FILES = ("pretrain_state.json", "pretrain_state.safetensors")
+
+
+def save_checkpoint(scratch: Path, step: int, state: dict) -> Path:
+    """scratch/step-<step>/ (safetensors + JSON, written under a temporary name and renamed when complete); older
+    ones are removed once it is in place."""
+    final = scratch / f"step-{step:06d}"
+    partial = partial_directory(final)
+    save_state(partial, "pretrain_state", state)
+    publish_directory(partial, final)
+    for older in scratch.glob("step-*"):
+        if older != final:
+            shutil.rmtree(older, ignore_errors=True)
+    return final
+
+
 def pretrain(cfg: PretrainConfig, out_dir, scratch_dir=None, progress: bool = True) -> dict:
     """Train a base policy from nothing and save it to `out_dir` (a JanusPolicy checkpoint + metrics.jsonl +
-    pretrain.json). With `scratch_dir`, checkpoints there every `checkpoint_every` steps and resumes from the last."""
+    pretrain.json). With `scratch_dir`, checkpoints there every `checkpoint_every` steps and resumes from the newest
+    complete one (a checkpoint cut by a kill is skipped)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     policy = build_shapeworld_policy(cfg.size, seed=cfg.seed)
@@ -107,18 +125,18 @@ def pretrain(cfg: PretrainConfig, out_dir, scratch_dir=None, progress: bool = Tr
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     rng = np.random.default_rng(cfg.seed)
     start, history, seconds = 0, [], 0.0
-    ckpt = None
-    if scratch_dir is not None:
-        Path(scratch_dir).mkdir(parents=True, exist_ok=True)
-        ckpt = Path(scratch_dir) / "checkpoint.pt"
-    if ckpt is not None and ckpt.is_file():
-        # Our own file, written below; weights_only=False is needed for the numpy RNG state it carries.
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        start, history, seconds = state["step"], state["history"], state["seconds"]
+    scratch = Path(scratch_dir) if scratch_dir is not None else None
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+        (scratch / "checkpoint.pt").unlink(missing_ok=True)  # an older cotlab's pickled checkpoint: never loaded
+        found, _ = newest_complete(scratch, "step-", CHECKPOINT_FILES)
+        if found is not None:
+            state = load_state(found, "pretrain_state")
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            rng.bit_generator.state = state["numpy_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            start, history, seconds = state["step"], state["history"], state["seconds"]
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain", disable=not progress)
     for step in bar:
         began = time.perf_counter()
@@ -137,12 +155,11 @@ def pretrain(cfg: PretrainConfig, out_dir, scratch_dir=None, progress: bool = Tr
         history.append({"step": step + 1, "loss": loss.item(), **parts, "grad_norm": grad_norm.item(),
                         "lr": lr_at(step, cfg), "seconds": seconds})
         bar.set_postfix({name: f"{value:.3f}" for name, value in parts.items()})
-        if ckpt is not None and ((step + 1) % cfg.checkpoint_every == 0) and step + 1 < cfg.steps:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
-                        "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                        "history": history, "seconds": seconds}, tmp)
-            os.replace(tmp, ckpt)
+        if scratch is not None and ((step + 1) % cfg.checkpoint_every == 0) and step + 1 < cfg.steps:
+            save_checkpoint(scratch, step + 1, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                                "step": step + 1, "numpy_rng": rng.bit_generator.state,
+                                                "torch_rng": torch.get_rng_state(), "history": history,
+                                                "seconds": seconds})
     model.eval()
     policy.save_pretrained(out_dir)
     with open(out_dir / "metrics.jsonl", "w") as f:

@@ -18,9 +18,10 @@ def trainer_for(cfg: RLConfig, **kwargs) -> Trainer:
     return TRAINERS[cfg.algorithm](cfg, **kwargs)
 
 
-def train(cfg: RLConfig, resume_from=None, **kwargs):
-    """Train (or resume, with `resume_from` a checkpoint or "latest") and return the trained policy."""
-    return trainer_for(cfg, **kwargs).train(resume_from=resume_from)
+def train(cfg: RLConfig, resume_from=None, overwrite: bool = False, **kwargs):
+    """Train (or resume, with `resume_from` a checkpoint or "latest") and return the trained policy. A non-empty
+    output_dir is refused unless resuming or `overwrite` (which empties it first)."""
+    return trainer_for(cfg, **kwargs).train(resume_from=resume_from, overwrite=overwrite)
 
 
 __all__ = ["ALIGNED_FIELDS", "CONFIGS", "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "Groups", "PRESETS",

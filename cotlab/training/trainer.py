@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import random
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -24,12 +27,19 @@ from tqdm import tqdm
 
 from cotlab.rewards import cached
 from cotlab.rewards import get as get_reward
+from cotlab.state_files import atomic_write_text, load_state, newest_complete, partial_directory, publish_directory, save_state
 
 from .buffer import Groups, collect_groups
 from .config import RLConfig
+from .health import TrainingHealth
 
-STATE_FILE = "trainer_state.pt"
+STATE = "trainer_state"  # trainer_state.json + trainer_state.safetensors (cotlab.state_files): never unpickled
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".cotlab.lock"  # held by the process training into an output directory
+
+
+class OutputDirBusy(FileExistsError):
+    """Another live process is training into the output directory."""
 
 
 def shards_weights(accelerator: Accelerator) -> bool:
@@ -284,11 +294,26 @@ class Trainer:
             yield slice(min(count, i * size), min(count, (i + 1) * size)), ctx
 
     def optimizer_step(self) -> float:
-        grad_norm = self.accelerator.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        """Clip, step, and stop the run (FloatingPointError naming the step) before non-finite gradients reach the
+        weights, or right after an update that made them non-finite: the last checkpoint on disk stays good."""
+        grad_norm = float(self.accelerator.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
+        if not math.isfinite(grad_norm):
+            self._stop_non_finite(f"the gradient norm is {grad_norm} (a non-finite loss or reward); the update was "
+                                  f"not applied")
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(grad_norm)
+        bad = [n for n, p in zip(self.trainable_names, self.params) if not torch.isfinite(p).all()]
+        if bad:
+            self._stop_non_finite(f"the update made {len(bad)} weight tensors non-finite (first: {bad[0]}; check "
+                                  f"learning_rate and max_grad_norm)")
+        return grad_norm
+
+    def _stop_non_finite(self, what: str) -> None:
+        step = self.round * self.cfg.max_steps + self.step + 1
+        last = newest_complete(self.out, "checkpoint-", self._required())[0] if self.out is not None else None
+        raise FloatingPointError(f"{self.cfg.algorithm} stopped at step {step}: {what}. "
+                                 + (f"Last good checkpoint: {last}" if last else "No checkpoint was written."))
 
     # -- the loop ---------------------------------------------------------------------------------------------------
 
@@ -303,12 +328,74 @@ class Trainer:
         if self.reference is not None:
             self.reference.load_state_dict(self.accelerator.unwrap_model(self.scorer).state_dict())
 
-    def train(self, resume_from: str | Path | None = None):
+    def train(self, resume_from: str | Path | None = None, overwrite: bool = False):
         """Run (or resume) the whole schedule; returns the trained policy. `resume_from`: a checkpoint directory or
-        "latest" (the newest under output_dir)."""
+        "latest" (the newest complete one under output_dir). Without either, a non-empty output_dir is refused
+        unless `overwrite` (which empties it first). One process at a time trains into an output_dir (a lock)."""
+        if resume_from is not None and overwrite:
+            raise ValueError("resume and overwrite exclude each other: resume continues the run in output_dir, "
+                             "overwrite deletes it")
+        with self._output_lock():
+            return self._train(resume_from, overwrite)
+
+    @contextlib.contextmanager
+    def _output_lock(self):
+        """Hold output_dir's lock for the run (main process): a second live process is refused at once; a lock left
+        by a dead process is released by the OS (flock), so a killed run never blocks its resume."""
+        if self.out is None or not self.accelerator.is_main_process:
+            yield
+            return
+        from filelock import FileLock, Timeout
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.out / LOCK_FILE)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise OutputDirBusy(f"{self.out} is in use by another cotlab process training into it (lock "
+                                f"{self.out / LOCK_FILE}); wait for it to finish or choose another output_dir") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _prepare_output(self, resume_from, overwrite: bool) -> None:
+        """Refuse or empty a used output_dir; write config.json before the first step (main process)."""
+        if self.out is None or not self.accelerator.is_main_process:
+            return
+        used = sorted(p.name for p in self.out.iterdir() if p.name != LOCK_FILE) if self.out.is_dir() else []
+        if used and resume_from is None:
+            if not overwrite:
+                raise FileExistsError(
+                    f"output directory {self.out} is not empty ({', '.join(used[:4])}{', ...' if len(used) > 4 else ''}"
+                    f"); continue its run with --resume (resume_from='latest'), start over with --overwrite "
+                    f"(deletes its metrics, checkpoints and logs), or choose another --output-dir")
+            for name in used:
+                path = self.out / name
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        elif used and self.step == 0 and self.round == 0:  # resuming, but no checkpoint: a run killed before one
+            written = self.out / CONFIG_FILE
+            if written.is_file():
+                self._check_same_config(json.loads(written.read_text()), written)
+            for name in ("metrics.jsonl", "tensorboard"):  # the killed run's rows are not part of this run
+                path = self.out / name
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out / CONFIG_FILE, json.dumps(self.cfg.to_dict(), indent=2))
+
+    def _check_same_config(self, values: dict, where: Path) -> None:
+        diff = self.cfg.diff(type(self.cfg).from_dict(values))
+        if diff:
+            lines = "; ".join(f"{k}: run {a!r} vs checkpoint {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"refusing to resume from {where}: it was written by another config ({lines})")
+
+    def _train(self, resume_from, overwrite: bool):
         cfg = self.cfg
         if resume_from is not None:
             self.load_checkpoint(resume_from)
+        self._prepare_output(resume_from, overwrite)
+        health = TrainingHealth.replay(self.history, reward=self.reward_model.name,
+                                       emit=self.accelerator.is_main_process)
         total = cfg.rounds * cfg.max_steps
         bar = tqdm(total=total, initial=self.round * cfg.max_steps + self.step, desc=f"{cfg.algorithm}",
                    disable=not (self.progress and self.accelerator.is_main_process))
@@ -325,6 +412,7 @@ class Trainer:
                 row = {"round": self.round + 1, "step": self.round * cfg.max_steps + self.step,
                        "lr": self.scheduler.get_last_lr()[0], **row, **{f"total_{k}": v for k, v in self.totals.items()},
                        "seconds_step": time.perf_counter() - began}
+                row.update(health.update(row))
                 self.history.append(row)
                 self._log(row)
                 bar.update(1)
@@ -367,17 +455,27 @@ class Trainer:
     def load_extra_state(self, state: dict) -> None:
         pass
 
+    def _required(self) -> tuple[str, ...]:
+        """What a complete checkpoint holds (this process's rank files included)."""
+        rank = f"rank{self.accelerator.process_index}"
+        return ("policy", CONFIG_FILE, f"{STATE}.json", f"{STATE}.safetensors", f"{rank}.json", f"{rank}.safetensors")
+
     def save_checkpoint(self) -> Path:
-        """output_dir/checkpoint-<step>/: the policy (safetensors), optimizer, scheduler, RNG and loop state."""
+        """output_dir/checkpoint-<step>/: the policy (safetensors), the config, and the optimizer, scheduler, loop and
+        RNG state as safetensors + JSON (`cotlab.state_files`). Written into checkpoint-<step>.partial/ and renamed
+        when every process has written its part, so a kill at any moment leaves the previous checkpoints usable."""
         cfg = self.cfg
         global_step = self.round * cfg.max_steps + self.step
-        path = self.out / f"checkpoint-{global_step:06d}"
+        final = self.out / f"checkpoint-{global_step:06d}"
         acc = self.accelerator
         acc.wait_for_everyone()
+        if acc.is_main_process:
+            partial_directory(final)
+        acc.wait_for_everyone()
+        path = final.with_name(final.name + ".partial")
         rank = acc.process_index
         with full_weights(acc, self.scorer):  # every process enters: under ZeRO-3 / FSDP the gather is collective
             if acc.is_main_process:
-                path.mkdir(parents=True, exist_ok=True)
                 self.policy.save_pretrained(path / "policy")
         if acc.is_main_process:
             (path / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -386,31 +484,48 @@ class Trainer:
                      # a "base" reference is rebuilt from the base on resume; only a round-start one is state
                      "reference": self.reference.state_dict() if cfg.reference == "round_start" and self.reference
                      is not None else None}
-            torch.save(state, path / STATE_FILE)
+            save_state(path, STATE, state)
+        save_state(path, f"rank{rank}", {"rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                                                 "torch": torch.get_rng_state()},
+                                         "extra": self.extra_state()})
         acc.wait_for_everyone()
-        torch.save({"rng": (random.getstate(), np.random.get_state(), torch.get_rng_state()),
-                    "extra": self.extra_state()}, path / f"rank{rank}.pt")
+        if acc.is_main_process:
+            publish_directory(path, final)
         acc.wait_for_everyone()
-        return path
+        return final
+
+    def _resolve_checkpoint(self, path) -> Path | None:
+        """A checkpoint directory, or for "latest" the newest complete one under output_dir (None: start afresh).
+        Incomplete ones (a kill while writing) are named on stderr, skipped and, on the main process, removed."""
+        if str(path) != "latest":
+            return Path(path)
+        if self.out is None or not self.out.is_dir():
+            return None
+        found, skipped = newest_complete(self.out, "checkpoint-", self._required())
+        if skipped:
+            names = ", ".join(p.name for p in skipped)
+            print(f"[cotlab] skipped incomplete checkpoints in {self.out} (a run killed while writing them): {names}"
+                  + (f"; resuming from {found.name}" if found else "; starting from the beginning"),
+                  file=sys.stderr, flush=True)
+            self.accelerator.wait_for_everyone()
+            if self.accelerator.is_main_process:
+                for stale in skipped:
+                    shutil.rmtree(stale, ignore_errors=True)
+        return found
 
     def load_checkpoint(self, path) -> None:
-        path = Path(path)
-        if str(path) == "latest":
-            found = sorted(self.out.glob("checkpoint-*")) if self.out is not None else []
-            if not found:
-                return  # nothing to resume: start from the beginning
-            path = found[-1]
-        if not (path / STATE_FILE).is_file():
-            raise FileNotFoundError(f"{path} is not a cotlab training checkpoint (no {STATE_FILE})")
+        path = self._resolve_checkpoint(path)
+        if path is None:
+            return  # nothing to resume: start from the beginning
+        if not (path / f"{STATE}.json").is_file():
+            legacy = " (trainer_state.pt: a pickled checkpoint of an older cotlab, which is never loaded)" if (
+                path / "trainer_state.pt").exists() else ""
+            raise FileNotFoundError(f"{path} is not a cotlab training checkpoint (no {STATE}.json){legacy}")
         if self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
             raise ValueError(f"cannot resume from {path} under {self.accelerator.distributed_type.value}: its "
                              f"optimizer state is the main process's shard only; restart the run, or start a new one "
                              f"from the checkpoint's policy with --set policy={path / 'policy'}")
-        saved = type(self.cfg).from_dict(json.loads((path / CONFIG_FILE).read_text()))
-        diff = self.cfg.diff(saved)
-        if diff:
-            lines = "; ".join(f"{k}: run {a!r} vs checkpoint {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"refusing to resume from {path}: it was written by another config ({lines})")
+        self._check_same_config(json.loads((path / CONFIG_FILE).read_text()), path)
         from safetensors.torch import load_file
 
         weights = {}
@@ -421,7 +536,7 @@ class Trainer:
         if unexpected or [m for m in missing if m in dict(model.named_parameters())]:
             raise ValueError(f"checkpoint {path} does not match the policy: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}")
-        state = torch.load(path / STATE_FILE, weights_only=False)  # our own file (python objects in the history)
+        state = load_state(path, STATE)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.reference is not None and state["reference"] is not None:
@@ -430,11 +545,10 @@ class Trainer:
         self.history, self.totals = state["history"], state["totals"]
         if self.step == self.cfg.max_steps:
             self.round, self.step = self.round + 1, 0
-        rank = torch.load(path / f"rank{self.accelerator.process_index}.pt", weights_only=False)
-        py, npy, tch = rank["rng"]
-        random.setstate(py)
-        np.random.set_state(npy)
-        torch.set_rng_state(tch)
+        rank = load_state(path, f"rank{self.accelerator.process_index}")
+        random.setstate(rank["rng"]["python"])
+        np.random.set_state(rank["rng"]["numpy"])
+        torch.set_rng_state(rank["rng"]["torch"])
         self.load_extra_state(rank["extra"])
         if self.out is not None and self.accelerator.is_main_process and "jsonl" in self.cfg.report_to:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -442,4 +556,4 @@ class Trainer:
                 f.writelines(json.dumps(r) + "\n" for r in self.history)
 
 
-__all__ = ["Trainer", "load_policy", "training_prompts"]
+__all__ = ["OutputDirBusy", "Trainer", "load_policy", "training_prompts"]
