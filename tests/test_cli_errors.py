@@ -96,7 +96,7 @@ def test_good_input_reaches_train_with_overwrite(calls, tmp_path):
     assert (cfg.max_steps, cfg.learning_rate, cfg.mixed_precision, cfg.num_prompts) == (3, 1e-5, "no", 5)
     assert cfg.policy == "smoke"  # the preset's, not overwritten by the file's defaults
     assert cli.main([*train(tmp_path / "out"), "--resume"]) == 0
-    assert calls[-1][1] == {"resume_from": "latest"}  # overwrite= only when given
+    assert calls[-1][1] == {"resume_from": "latest", "overwrite": False}
 
 
 def test_resume_and_overwrite_together_are_refused(capsys, calls, tmp_path):

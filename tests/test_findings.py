@@ -83,3 +83,13 @@ def test_scaling_claim_and_sweep_change_pair_by_seed():
     assert scaling_claim({"G": (sweep(0.1, 0.1), "G")})["verdict"] == "inconclusive"
     lines = sweep_change(sweep(0.2, -0.2), "G")
     assert "up" in lines[0] and "down" in lines[1] and "G 2 -> 8" in lines[0]
+
+
+def test_every_claim_names_the_runs_whose_training_was_flagged():
+    table = comparison(-0.2, 0.2)
+    table["health"] = np.where(table["algorithm"] == "base", None, "ok")
+    assert {c["health"] for c in algorithm_claims(table)} == {"ok"}
+    table.loc[(table["algorithm"] == "dpo") & (table["seed"] == 1), "health"] = "no_pairs"
+    claims = algorithm_claims(table)
+    assert all(c["health"] == "flagged: dpo seed 1 (no_pairs)" for c in claims)
+    assert all(c["health"] == "unknown" for c in algorithm_claims(comparison(-0.2, 0.2)))  # logged before health

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cotlab.experiments import studies
-from cotlab.experiments.rl import algorithm_gaps, before_after
+from cotlab.experiments.rl import algorithm_gaps, before_after, health_flag
 from cotlab.experiments.tiers import notebook_parameters
 
 EVAL_KEYS = ("images_per_prompt", "prompts_per_category")
@@ -48,6 +48,12 @@ def _verdict(leads: list[str], expected: str) -> str:
     return "inconclusive"
 
 
+def _flags(cells) -> str:
+    """One health cell from several `health_flag` cells: "ok" when all are, else the others joined."""
+    bad = list(dict.fromkeys(c for c in cells if c != "ok"))
+    return "; ".join(bad) if bad else "ok"
+
+
 def _gap_text(row) -> str:
     return f"{row['GRPO - DPO']:+.3f} ± {row['±95%']:.3f}"
 
@@ -64,14 +70,16 @@ def algorithm_claims(results: pd.DataFrame) -> list[dict]:
         verdict = _verdict(list(g["ahead"]), expected)
         ours = "; ".join(f"{r['reward']}: GRPO - DPO {_gap_text(r)}" for _, r in g.iterrows())
         why = WHY[verdict].format(expected=expected, where="reward model")
-        out.append({"claim": claim, "paper": paper, "ours": ours, "verdict": verdict, "why": why})
+        out.append({"claim": claim, "paper": paper, "ours": ours, "verdict": verdict, "why": why,
+                    "health": health_flag(results)})
     colours = [algorithm_gaps(results, by="reward", category=task) for task in ("colors", "color_attr")]
     g = pd.concat(colours, keys=["colors", "color_attr"], names=["task"]).reset_index(level=0)
     verdict = _verdict(list(g["ahead"]), "DPO")
     out.append({"claim": "2b. DPO still leads on GenEval Colors and Color Attr (a reviewer's note)",
                 "paper": "DPO ahead on both tasks",
                 "ours": "; ".join(f"{r['task']} / {r['reward']}: {_gap_text(r)}" for _, r in g.iterrows()),
-                "verdict": verdict, "why": WHY[verdict].format(expected="DPO", where="task and reward model")})
+                "verdict": verdict, "why": WHY[verdict].format(expected="DPO", where="task and reward model"),
+                "health": health_flag(results)})
     return out
 
 
@@ -94,7 +102,8 @@ def best_of_n_vs_rl(bon: pd.DataFrame, results: pd.DataFrame, best_of: int) -> t
             cells.setdefault(algorithm.upper(), {})[reward] = mean_ci(runs)
             gain = mean_ci(runs - base)
             points.append({"reward": reward, "algorithm": algorithm.upper(), "best-of-N": b[0], "best-of-N ±": b[1],
-                           "RL OOD gain": gain[0], "RL OOD gain ±": gain[1]})
+                           "RL OOD gain": gain[0], "RL OOD gain ±": gain[1],
+                           "health": health_flag(ood[(ood["reward"] == reward) & (ood["algorithm"] == algorithm)])})
     table = pd.DataFrame({row: {r: f"{100 * m:.1f} ± {100 * h:.1f}" for r, (m, h) in v.items()}
                           for row, v in cells.items()}).T.loc[["DPO", "GRPO", f"Best-of-{best_of}"]]
     return table, pd.DataFrame(points)
@@ -119,7 +128,8 @@ def reward_claim(points: pd.DataFrame) -> dict:
     return {"claim": "3. Reward models that generalise better make RL generalise better",
             "paper": "Best-of-4 order HPS < ImageReward < UnifiedReward, mirrored by DPO and GRPO",
             "ours": "; ".join(f"{a}: Spearman rho {r:.2f}" for a, r in rhos.items()) + f" over {n} reward models",
-            "verdict": verdict, "why": why + f" (with {n} reward models a perfect ranking happens by chance often)"}
+            "verdict": verdict, "why": why + f" (with {n} reward models a perfect ranking happens by chance often)",
+            "health": _flags(points["health"] if "health" in points else ["unknown"])}
 
 
 def scaling_claim(sweeps: dict[str, tuple[pd.DataFrame, str]]) -> dict:
@@ -144,7 +154,8 @@ def scaling_claim(sweeps: dict[str, tuple[pd.DataFrame, str]]) -> dict:
             "paper": "stated; numbers not recoverable",
             "ours": "GRPO's change minus DPO's: " + "; ".join(parts), "verdict": verdict,
             "why": (f"{sum(differs)} of {len(differs)} strategy/suite differences exclude 0" if any(differs) else
-                    "no strategy moves the two paradigms differently beyond the intervals")}
+                    "no strategy moves the two paradigms differently beyond the intervals"),
+            "health": _flags([health_flag(results) for results, _ in sweeps.values()])}
 
 
 __all__ = ["algorithm_claims", "best_of_n_vs_rl", "chapter_results", "reward_claim", "scaling_claim"]

@@ -128,11 +128,12 @@ def _plain(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _health(runs, label=lambda run: "") -> str:
+def health_flag(runs, label=lambda run: "") -> str:
     """A table cell naming the flagged runs among `runs` (rows of `before_after`'s table): "ok", or e.g.
     "flagged: grpo seed 1 (constant_rewards,zero_grad)"; "unknown" for a table without a health column."""
     if "health" not in runs:
         return "unknown"
+    runs = runs[runs["algorithm"] != "base"]
     flagged = dict.fromkeys(f"{run['algorithm']} {label(run)}seed {_plain(run['seed'])} ({run['health']})"
                             for run in runs.assign(health=runs["health"].fillna("unknown")).to_dict("records")
                             if run["health"] != "ok")  # one entry per run (its rows repeat it per suite, category)
@@ -158,7 +159,7 @@ def summarize_runs(results, by=("reward", "algorithm")):
             values = group[group["suite"] == suite]["value"]
             row[name], row[f"{name} ±95%"] = mean_ci(values)
             row[f"{name} gain"], row[f"{name} gain ±95%"] = mean_ci(values - base[suite])
-        row["health"] = _health(group)
+        row["health"] = health_flag(group)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -182,7 +183,7 @@ def algorithm_gaps(results, by: str = "reward", category: str = "overall"):
             diff, half = mean_ci(by_seed["grpo"] - by_seed["dpo"])
             lead = "neither" if abs(diff) <= half else ("GRPO" if diff > 0 else "DPO")
             rows.append({by: _plain(value), "suite": name, "GRPO - DPO": diff, "±95%": half, "ahead": lead,
-                         "seeds": len(by_seed), "health": _health(group[group["suite"] == suite])})
+                         "seeds": len(by_seed), "health": health_flag(group[group["suite"] == suite])})
     return pd.DataFrame(rows)
 
 
@@ -205,11 +206,11 @@ def sweep_change(results, variable: str) -> list[str]:
             parts.append(f"{name} {by_seed[low].mean():.3f} -> {by_seed[high].mean():.3f} "
                          f"({diff:+.3f} ± {half:.3f}, {verdict})")
         runs = overall[overall["algorithm"] == algorithm]
-        health = _health(runs, lambda run: f"{variable} {_plain(run[variable])} ")
+        health = health_flag(runs, lambda run: f"{variable} {_plain(run[variable])} ")
         flag = f" **Health: {health}.**" if health.startswith("flagged") else ""
         lines.append(f"* **{algorithm.upper()}**, {variable} {low} -> {high}: " + "; ".join(parts) + flag)
     return lines
 
 
-__all__ = ["EVAL_CODE", "RL_CODE", "algorithm_gaps", "before_after", "reward_label", "rl_run", "summarize_runs",
+__all__ = ["EVAL_CODE", "RL_CODE", "algorithm_gaps", "before_after", "health_flag", "reward_label", "rl_run", "summarize_runs",
            "sweep_change"]
