@@ -39,7 +39,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     from cotlab.experiments.reproduce import ReproduceError, reproduce
 
     try:
-        reproduce(args.tier, root=args.root, build_dir=args.build_dir, chapters=args.chapter)
+        reproduce(args.tier, root=args.root, build_dir=args.build_dir, chapters=args.chapter, workers=args.workers,
+                  executor=args.executor, address=args.address)
     except ReproduceError as err:
         print(f"cotlab reproduce: {err}", file=sys.stderr)
         return 1
@@ -70,6 +71,19 @@ def add_reproduce(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         choices=CHAPTERS,
         help="execute only this chapter (repeatable); the others must have been executed before",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None,
+        help="processes that build the chapters' runs first, one torch thread each (default: this machine's cores)",
+    )
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="local: worker processes on this machine; ray: tasks on a Ray cluster (pip install cotlab[cluster]) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--address", default=None,
+        help="ray: the cluster's address (host:port of `ray start --head`); default: a local Ray instance",
     )
     parser.set_defaults(handler=_reproduce)
 

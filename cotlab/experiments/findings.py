@@ -10,29 +10,11 @@ import pandas as pd
 
 from cotlab.experiments import studies
 from cotlab.experiments.rl import algorithm_gaps, before_after, health_flag
-from cotlab.experiments.tiers import notebook_parameters
-
-EVAL_KEYS = ("images_per_prompt", "prompts_per_category")
-
 
 def chapter_results(chapter: str, tier: str, progress: bool = False) -> pd.DataFrame:
     """`before_after` of a chapter's runs with the chapter's own parameters in `tier` (cached: nothing retrains)."""
-    p = notebook_parameters(chapter, tier)
-    if chapter in ("03_grpo_vs_dpo", "04_reward_to_rl"):
-        configs, tags = studies.comparison_runs(p["rl_preset"], p["seeds"], p["rewards"], p["reward_training"])
-    elif chapter == "05_samples_per_prompt":
-        configs, tags = studies.group_size_runs(p["rl_preset"], p["seeds"], p["reward"], p["group_sizes"],
-                                                p["images_per_step"])
-    elif chapter == "06_data_scaling":
-        configs, tags = studies.data_runs(p["rl_preset"], p["seeds"], p["reward"], p["category_counts"],
-                                          p["prompt_counts"])
-    elif chapter == "07_iterative":
-        configs, tags = studies.round_runs(p["rl_preset"], p["seeds"], p["reward"], p["rounds"],
-                                           p["steps_per_round"])
-    else:
-        raise ValueError(f"chapter {chapter!r} makes no RL runs")
-    return before_after(configs, tags=tags, seeds=p["eval_seeds"], progress=progress,
-                        **{k: p[k] for k in EVAL_KEYS})
+    configs, tags, eval_options = studies.chapter_runs(chapter, tier)
+    return before_after(configs, tags=tags, progress=progress, **eval_options)
 
 
 WHY = {"replicated": "{expected} ahead for every {where}, intervals excluding 0",

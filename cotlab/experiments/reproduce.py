@@ -88,10 +88,8 @@ def kernel_python(kernel_name: str = KERNEL_NAME) -> str:
 
 
 @contextlib.contextmanager
-def _kernel_environment(timings: Path) -> Iterator[None]:
-    """Let kernels draw inline figures even when the caller set MPLBACKEND (e.g. Agg for tests), and tell them where
-    this run's timings file is (the benchmarks appendix reads it)."""
-    values = {"MPLBACKEND": _INLINE_BACKEND, "COTLAB_TIMINGS_FILE": str(timings)}
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Environment variables set for the duration (for kernels and workers started meanwhile), then restored."""
     old = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -158,7 +156,10 @@ def execute_chapter(chapter: str, tier: str, root: Path, out_dir: Path, failed_d
     parameters = notebook_parameters(chapter, tier)
     print(f"[cotlab] {chapter}: parameters {parameters}", flush=True)
     try:
-        with _kernel_environment(out_dir.parents[1] / TIMINGS_FILE):  # out_dir: <build>/book_src/notebooks
+        # Kernels draw inline figures even when the caller set MPLBACKEND (e.g. Agg for tests), and learn where this
+        # run's timings file is (the benchmarks appendix reads it); out_dir is <build>/book_src/notebooks.
+        with _environment({"MPLBACKEND": _INLINE_BACKEND,
+                           "COTLAB_TIMINGS_FILE": str(out_dir.parents[1] / TIMINGS_FILE)}):
             papermill.execute_notebook(
                 str(source),
                 str(partial),
@@ -253,18 +254,56 @@ def record_timing(path: Path, tier: str, chapter: str, seconds: float) -> None:
     atomic_write_json(path, data)
 
 
+def execute_graph(tier: str, chapters: Sequence[str], root: Path, build: Path, *, workers: int | None,
+                  executor: str, address: str | None) -> None:
+    """Plan every run-store artifact of `chapters` and build them with the executor (workers, or Ray), so that the
+    notebooks then only read. Raises ReproduceError naming each failed node and its log (what finished is kept)."""
+    from cotlab.experiments.executor import describe_failures, execute, print_progress
+    from cotlab.experiments.graph import plan
+
+    print(f"[cotlab] stage: planning the runs of {len(chapters)} chapters", file=sys.stderr, flush=True)
+    graph = plan(tier, chapters)
+    if not graph:
+        return
+    counts = ", ".join(f"{n} {kind}" for kind, n in graph.counts().items())
+    print(f"[cotlab] stage: executing the graph ({len(graph)} nodes: {counts}) with the {executor} executor",
+          file=sys.stderr, flush=True)
+    # Workers must use the store the notebooks' kernels use (cwd = root): runs/ under the root unless $COTLAB_RUNS.
+    store = os.environ.get("COTLAB_RUNS") or str(root / "runs")
+    with _environment({"COTLAB_RUNS": store}):
+        report = execute(graph, executor=executor, workers=workers, address=address, log_dir=build / "logs",
+                         progress=print_progress)
+    if not report.ok:
+        raise ReproduceError(f"{len(report.failed)} runs failed ({len(report.done)} done and kept, "
+                             f"{len(report.skipped)} skipped):\n{describe_failures(graph, report)}")
+
+
 def reproduce(
     tier: str,
     root: str | os.PathLike[str] = ".",
     build_dir: str | os.PathLike[str] = "_build",
     chapters: Sequence[str] | None = None,
+    *,
+    workers: int | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> Path:
     """Execute the chapters (all of :data:`CHAPTERS` by default) with ``tier``'s parameters and build the book.
 
+    The run-store artifacts of the chapters to execute are built first, in parallel (`execute_graph`: `workers`
+    processes, default the cores; or `executor="ray"` on a Ray cluster at `address`); the notebooks then read them.
     ``build_dir`` is taken relative to ``root`` unless absolute. Returns the path of the built ``index.html``.
     """
+    from cotlab.experiments.executor import check_workers
+
     check_tier(tier)
     root = check_root(Path(root).resolve())
+    if executor not in ("local", "ray"):
+        raise ValueError(f"unknown executor {executor!r}; known: local, ray")
+    if executor == "local":
+        workers = check_workers(workers)
+        if address is not None:
+            raise ValueError("--address is for --executor ray; the local executor runs on this machine")
     build = Path(build_dir)
     build = (build if build.is_absolute() else root / build).resolve()
     chapters = list(CHAPTERS if chapters is None else chapters)
@@ -276,8 +315,8 @@ def reproduce(
     print(f"[cotlab] tier {tier}; kernel {KERNEL_NAME} runs {kernel_python()}", flush=True)
     stage_sources(root, book_src)
 
-    timings: list[tuple[str, float]] = []
     stamps: dict[str, str] = {}
+    todo = []
     for chapter in chapters:
         stamps[chapter] = chapter_stamp(chapter, tier, root, stamps)
         stamp_file = book_src / "notebooks" / f".{chapter}.stamp"
@@ -285,6 +324,17 @@ def reproduce(
         if executed.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamps[chapter]:
             print(f"[cotlab] {chapter}: unchanged since its last run (stamp {stamps[chapter]}), not rerun", flush=True)
             continue
+        todo.append(chapter)
+
+    timings: list[tuple[str, float]] = []
+    if todo:
+        start = time.perf_counter()
+        execute_graph(tier, todo, root, build, workers=workers, executor=executor, address=address)
+        timings.append(("(run graph)", time.perf_counter() - start))
+        record_timing(build / TIMINGS_FILE, tier, "(run graph)", timings[-1][1])
+    for k, chapter in enumerate(todo, 1):
+        print(f"[cotlab] stage: chapter {k} of {len(todo)}: {chapter}", file=sys.stderr, flush=True)
+        stamp_file = book_src / "notebooks" / f".{chapter}.stamp"
         stamp_file.unlink(missing_ok=True)
         start = time.perf_counter()
         execute_chapter(chapter, tier, root, book_src / "notebooks", build / "failed")
@@ -296,6 +346,7 @@ def reproduce(
     missing = [c for c in CHAPTERS if not (book_src / "notebooks" / f"{c}.ipynb").is_file()]
     if missing:
         raise ReproduceError(f"chapters not executed yet: {', '.join(missing)} (run them first, or all chapters)")
+    print("[cotlab] stage: building the book", file=sys.stderr, flush=True)
     start = time.perf_counter()
     index = build_book(book_src, build)
     timings.append(("(book build)", time.perf_counter() - start))

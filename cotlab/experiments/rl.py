@@ -51,8 +51,57 @@ def reward_label(cfg) -> str:
     return cfg.reward
 
 
-def before_after(configs, *, tags=None, suites=(("compbench", "val"), ("geneval", None)), store=None,
-                 progress: bool = True, **eval_options):
+SUITES = (("compbench", "val"), ("geneval", None))  # before_after's default: ID val and the OOD suite
+
+
+def evaluation_scores(policy_dir, name: str, *, suites=SUITES, store=None, progress: bool = True,
+                      **eval_options) -> list[dict]:
+    """Rows {suite, category, value} of `policy_dir`'s evaluation on `suites`: evaluated once per (policy checkpoint,
+    evaluation settings), then read from the run store."""
+    import json
+
+    from cotlab.evaluation import evaluate_policy
+    from cotlab.experiments.store import RunStore
+    from cotlab.policy import JanusPolicy
+
+    store = store or RunStore()
+
+    def build(out: Path) -> None:
+        policy, rows = JanusPolicy.from_pretrained(policy_dir), []
+        for suite, split in suites:
+            table = evaluate_policy(policy, suite, split, policy_name=name, progress=progress,
+                                    **eval_options).summary()
+            rows += [{"suite": suite, "category": c, "value": v} for c, v in table.iloc[:, 0].items()]
+        (out / "scores.json").write_text(json.dumps(rows))
+
+    # A checkpoint in the run store is named by its place there (its key hashes its config and code); one
+    # elsewhere by its absolute path.
+    where, root = Path(policy_dir).resolve(), store.root.resolve()
+    config = {"policy": str(where.relative_to(root) if where.is_relative_to(root) else where),
+              "suites": [list(x) for x in suites], **eval_options}
+    path = store.get_or_create("evaluation", config, EVAL_CODE, build, desc=name)
+    return json.loads((path / "scores.json").read_text())
+
+
+def base_dir(policy: str, store=None) -> Path:
+    """The checkpoint directory a config's `policy` names: a base-policy tier's (trained once, cached) or itself."""
+    from cotlab.policy.pretrain import PRETRAIN_TIERS, base_policy
+
+    return base_policy(policy, store=store)[1] if policy in PRETRAIN_TIERS else Path(policy)
+
+
+def evaluation_options(configs, eval_options: dict) -> dict:
+    """`eval_options` with the CFG weight the runs sample with, when not given (every policy is evaluated at one)."""
+    if "guidance_scale" in eval_options:
+        return dict(eval_options)
+    weights = sorted({cfg.guidance_scale for cfg in configs})
+    if len(weights) > 1:
+        raise ValueError(f"the configs sample at CFG weights {weights}; pass guidance_scale= to evaluate every "
+                         f"policy at one weight")
+    return {**eval_options, "guidance_scale": weights[0]}
+
+
+def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: bool = True, **eval_options):
     """Train each config (cached, `rl_run`) and evaluate its base policy and the trained policy on `suites`.
 
     Returns a long DataFrame, one row per (policy, suite, category) plus a category "overall" per (policy, suite):
@@ -63,53 +112,30 @@ def before_after(configs, *, tags=None, suites=(("compbench", "val"), ("geneval"
     "constant_rewards,zero_grad": it trained on nothing), read from its metrics.
     `tags` (one dict per config) add columns to that config's rows, e.g. {"group size": 8} for a sweep.
     `eval_options` go to `evaluate_policy` (images_per_prompt, guidance_scale, prompts_per_category, seeds...); every
-    policy gets the same ones, so the comparisons are paired. The CFG weight defaults to the one the runs sample with. Each evaluation is cached in the run store."""
+    policy gets the same ones, so the comparisons are paired. The CFG weight defaults to the one the runs sample
+    with. Each evaluation is cached in the run store (`evaluation_scores`)."""
     import json
 
     import numpy as np
     import pandas as pd
 
-    from cotlab.evaluation import evaluate_policy
     from cotlab.experiments.store import RunStore
-    from cotlab.policy import JanusPolicy
-    from cotlab.policy.pretrain import PRETRAIN_TIERS, base_policy
     from cotlab.training.health import run_health
 
     store = store or RunStore()
-
-    def scores(policy_dir: Path, name: str) -> list[dict]:
-        """Evaluated once per (policy checkpoint, evaluation settings), then read from the run store."""
-        def build(out: Path) -> None:
-            policy, rows = JanusPolicy.from_pretrained(policy_dir), []
-            for suite, split in suites:
-                table = evaluate_policy(policy, suite, split, policy_name=name, progress=progress,
-                                        **eval_options).summary()
-                rows += [{"suite": suite, "category": c, "value": v} for c, v in table.iloc[:, 0].items()]
-            (out / "scores.json").write_text(json.dumps(rows))
-
-        # A checkpoint in the run store is named by its place there (its key hashes its config and code); one
-        # elsewhere by its absolute path.
-        where, root = Path(policy_dir).resolve(), store.root.resolve()
-        config = {"policy": str(where.relative_to(root) if where.is_relative_to(root) else where),
-                  "suites": [list(x) for x in suites], **eval_options}
-        path = store.get_or_create("evaluation", config, EVAL_CODE, build, desc=name)
-        return json.loads((path / "scores.json").read_text())
-
     configs = list(configs)
-    if "guidance_scale" not in eval_options:  # evaluate at the weight the runs sample with
-        weights = sorted({cfg.guidance_scale for cfg in configs})
-        if len(weights) > 1:
-            raise ValueError(f"the configs sample at CFG weights {weights}; pass guidance_scale= to evaluate every "
-                             f"policy at one weight")
-        eval_options["guidance_scale"] = weights[0]
+    eval_options = evaluation_options(configs, eval_options)
     tags = list(tags) if tags is not None else [{}] * len(configs)
     if len(tags) != len(configs):
         raise ValueError(f"{len(tags)} tags for {len(configs)} configs; give one dict per config")
+
+    def scores(policy_dir, name):
+        return evaluation_scores(policy_dir, name, suites=suites, store=store, progress=progress, **eval_options)
+
     rows, bases = [], {}
     for cfg, tag in zip(configs, tags):
         if cfg.policy not in bases:
-            base_dir = base_policy(cfg.policy, store=store)[1] if cfg.policy in PRETRAIN_TIERS else cfg.policy
-            bases[cfg.policy] = scores(base_dir, f"base {cfg.policy}")
+            bases[cfg.policy] = scores(base_dir(cfg.policy, store), f"base {cfg.policy}")
             rows += [{"algorithm": "base", "reward": "none", "policy": cfg.policy, "seed": None, **r}
                      for r in bases[cfg.policy]]
         path = rl_run(cfg, store=store, progress=progress)
@@ -212,5 +238,6 @@ def sweep_change(results, variable: str) -> list[str]:
     return lines
 
 
-__all__ = ["EVAL_CODE", "RL_CODE", "algorithm_gaps", "before_after", "health_flag", "reward_label", "rl_run", "summarize_runs",
+__all__ = ["EVAL_CODE", "RL_CODE", "SUITES", "algorithm_gaps", "base_dir", "before_after", "evaluation_options",
+           "evaluation_scores", "health_flag", "reward_label", "rl_run", "summarize_runs",
            "sweep_change"]

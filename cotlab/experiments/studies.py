@@ -66,4 +66,29 @@ def round_runs(rl_preset: str, seeds, reward: dict, rounds, steps_per_round: int
                                                     "reference": "round_start"}) for r in rounds])
 
 
-__all__ = ["comparison_runs", "data_runs", "group_size_runs", "reward_config", "round_runs"]
+EVAL_KEYS = ("images_per_prompt", "prompts_per_category")  # a chapter's evaluation parameters (and eval_seeds)
+RL_CHAPTERS = ("03_grpo_vs_dpo", "04_reward_to_rl", "05_samples_per_prompt", "06_data_scaling", "07_iterative")
+
+
+def chapter_runs(chapter: str, tier: str) -> tuple[list, list[dict], dict]:
+    """(configs, tags, evaluation options) of an RL chapter with its own parameters in `tier`: what its notebook
+    passes to `before_after`, for the findings chapter and the planner (`cotlab.experiments.graph`)."""
+    from cotlab.experiments.tiers import notebook_parameters
+
+    p = notebook_parameters(chapter, tier)
+    if chapter in ("03_grpo_vs_dpo", "04_reward_to_rl"):
+        configs, tags = comparison_runs(p["rl_preset"], p["seeds"], p["rewards"], p["reward_training"])
+    elif chapter == "05_samples_per_prompt":
+        configs, tags = group_size_runs(p["rl_preset"], p["seeds"], p["reward"], p["group_sizes"],
+                                        p["images_per_step"])
+    elif chapter == "06_data_scaling":
+        configs, tags = data_runs(p["rl_preset"], p["seeds"], p["reward"], p["category_counts"], p["prompt_counts"])
+    elif chapter == "07_iterative":
+        configs, tags = round_runs(p["rl_preset"], p["seeds"], p["reward"], p["rounds"], p["steps_per_round"])
+    else:
+        raise ValueError(f"chapter {chapter!r} makes no RL runs; those that do: {', '.join(RL_CHAPTERS)}")
+    return configs, tags, {"seeds": p["eval_seeds"], **{k: p[k] for k in EVAL_KEYS}}
+
+
+__all__ = ["RL_CHAPTERS", "chapter_runs", "comparison_runs", "data_runs", "group_size_runs", "reward_config",
+           "round_runs"]
