@@ -43,7 +43,7 @@ def _reproduce(args: argparse.Namespace) -> int:
                   executor=args.executor, address=args.address)
     except ReproduceError as err:
         print(f"cotlab reproduce: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, ValueError) else 1  # a wrong --root is the user's; a failed chapter is not
     return 0
 
 
@@ -129,7 +129,13 @@ def _bench(args: argparse.Namespace) -> int:
         write_json,
     )
 
-    if args.what == "step":
+    if args.what == "throughput":
+        from cotlab.experiments.throughput import bench_throughput, format_throughput
+
+        result = bench_throughput(tier=args.tier, seeds=tuple(range(args.seeds)), workers=args.workers,
+                                  max_steps=args.max_steps)
+        print(format_throughput(result))
+    elif args.what == "step":
         result = bench_rl_step(tier=args.tier, steps=args.steps, repeats=3 if args.repeats is None else args.repeats,
                                seed=args.seed, threads=args.threads, compare_plain=args.compare_plain)
         print(format_rl_step(result))
@@ -163,15 +169,23 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
         "interleaved (median of repeats). Random weights; no image decode. `step`: seconds per GRPO and per DPO "
         "step of a ShapeWorld preset, split into sampling / scoring / reference / update, with the share of time "
         "in matrix products against the machine's measured matmul throughput. `scaling`: GRPO step seconds against "
-        "group size, prompts per step and image tokens. `logprobs`: time and peak "
+        "group size, prompts per step and image tokens. `throughput`: runs per hour of a batch of GRPO and DPO runs "
+        "with their evaluations, one after another in this process against the graph executor's workers. `logprobs`: time and peak "
         "memory of per-token log-probs from hidden states at Janus-Pro's shapes (16384 codes, 576 tokens), forward "
         "and backward: plain log_softmax + gather, TRL's selective_log_softmax, and cotlab.kernels' chunked one.",
     )
-    parser.add_argument("what", choices=("sampler", "step", "logprobs", "scaling"), help="what to benchmark")
+    parser.add_argument("what", choices=("sampler", "step", "logprobs", "scaling", "throughput"),
+                        help="what to benchmark")
     parser.add_argument("--tier", choices=("smoke", "default"), default="default",
                         help="step, scaling: the training preset (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=3,
                         help="step: optimizer steps per algorithm; scaling: steps per setting (default: 3)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="throughput: executor worker processes (default: this machine's cores)")
+    parser.add_argument("--seeds", type=int, default=2,
+                        help="throughput: training seeds per algorithm in the batch (default: %(default)s)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="throughput: optimizer steps per run (default: the preset's)")
     parser.add_argument("--compare-plain", action="store_true",
                         help="step: also run with full-logit log-probs (lean_logprobs=False), side by side")
     parser.add_argument("--size", choices=("tiny", "smoke", "default"), default="default",
@@ -293,6 +307,9 @@ def _train_reward(args: argparse.Namespace) -> int:
     options = {"seed": args.seed, **({"breadth": args.breadth} if args.breadth else {}), **_parse_sets(args.set)}
     cfg = config_from_options(args.family, options)  # checked before anything trains
     if args.output_dir:
+        from cotlab.state_files import make_directory
+
+        make_directory(args.output_dir)
         _, summary = train_reward_model(cfg, args.output_dir)
         print(f"[cotlab] {args.family} reward model: {args.output_dir} ({summary['seconds']:.0f} s)")
     else:

@@ -151,6 +151,18 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def make_directory(path: str | Path, what: str = "output directory") -> Path:
+    """Create `path` (and its parents) as a directory, or raise NotADirectoryError naming it when it, or a parent, is
+    a file: checked before any work whose results would go there."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        raise NotADirectoryError(f"{what} {path} cannot be created: {blocker} is a file; choose another path") from None
+    return path
+
+
 # -- checkpoint directories: written under a temporary name, renamed when complete ------------------------------------
 
 PARTIAL = ".partial"
@@ -192,5 +204,5 @@ def newest_complete(parent: str | Path, prefix: str, required: tuple[str, ...]) 
     return None, skipped
 
 
-__all__ = ["StateFileError", "atomic_write_text", "load_state", "newest_complete", "partial_directory",
+__all__ = ["StateFileError", "atomic_write_text", "load_state", "make_directory", "newest_complete", "partial_directory",
            "publish_directory", "save_state"]

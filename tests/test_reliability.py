@@ -383,3 +383,54 @@ def test_a_non_finite_update_stops_the_run_naming_the_step(tmp_path, where):
     good = load_state(tmp_path / "checkpoint-000001", "trainer_state")
     assert all(torch.isfinite(t).all() for s in good["optimizer"]["state"].values() for t in s.values())
     assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-000001"]
+
+
+# -- mistakes caught before any model loads (found by trying ~90 bad inputs through the CLI) -------------------------
+
+def test_mistakes_are_refused_before_a_model_loads_or_a_base_trains(tmp_path, monkeypatch):
+    from cotlab.rewards import get
+
+    monkeypatch.setenv("COTLAB_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(ValueError, match=r"reward model 'metric' does not take the options \['bogus'\]"):
+        get("metric", bogus=1)
+    (tmp_path / "file").write_text("x")
+    cases = [({"output_dir": str(tmp_path / "file")}, NotADirectoryError, "file is a file"),
+             ({"output_dir": str(tmp_path / "file" / "run")}, NotADirectoryError, "file is a file"),
+             ({"reward": "nosuch"}, ValueError, "unknown reward model 'nosuch'"),
+             ({"reward_options": {"bogus": 1}}, ValueError, "does not take the options"),
+             ({"categories": ("nosuch",)}, ValueError, "unknown categories"),
+             ({"mixed_precision": "fp16"}, ValueError, "fp16' needs a GPU")]
+    for fields, error, message in cases:
+        cfg = GRPOConfig(**{"policy": "default", "max_steps": 1, **fields})  # "default": a 15-minute pretraining
+        with pytest.raises(error, match=message):
+            trainer_for(cfg, progress=False)
+    assert not (tmp_path / "runs" / "base_policy").exists()
+
+
+def test_pickled_or_damaged_files_are_named_not_loaded(finished, tmp_path, monkeypatch):
+    import shutil
+
+    from cotlab.policy import JanusPolicy
+
+    policy = tmp_path / "policy"
+    shutil.copytree(Path(finished.cfg.output_dir) / "checkpoint-000004" / "policy", policy)
+    for f in policy.glob("*.safetensors"):
+        f.unlink()
+    plant(policy / "pytorch_model.bin", tmp_path / "pwned")
+    with pytest.raises(FileNotFoundError, match=r"no \*\.safetensors weights.*pytorch_model\.bin are pickles"):
+        JanusPolicy.from_pretrained(policy)
+    out = tmp_path / "run"
+    shutil.copytree(finished.cfg.output_dir, out)
+    (out / "checkpoint-000004" / "config.json").write_text("{not json")
+    with pytest.raises(StateFileError, match=r"checkpoint-000004/config\.json: not a readable config"):
+        tiny_trainer(out).train(resume_from="latest")
+    weights = next((out / "checkpoint-000004" / "policy").glob("*.safetensors"))
+    shutil.copy(Path(finished.cfg.output_dir) / "checkpoint-000004" / "config.json", out / "checkpoint-000004")
+    plant(weights, tmp_path / "pwned")
+    with pytest.raises(StateFileError, match=weights.name):
+        tiny_trainer(out).train(resume_from="latest")
+    assert not (tmp_path / "pwned").exists()
+    (tmp_path / "store-file").write_text("x")
+    monkeypatch.setenv("COTLAB_RUNS", str(tmp_path / "store-file"))
+    with pytest.raises(NotADirectoryError, match=r"\$COTLAB_RUNS .*store-file is a file"):
+        RunStore()

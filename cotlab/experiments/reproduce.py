@@ -71,6 +71,10 @@ class ReproduceError(RuntimeError):
     """A step of the reproduce pipeline failed (a notebook raised, or the book did not build)."""
 
 
+class RootError(ReproduceError, ValueError):
+    """`--root` is not a cotlab repository (the user's mistake: the CLI exits 2)."""
+
+
 def _strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
@@ -110,11 +114,11 @@ def check_root(root: Path) -> Path:
     """Return ``root`` if it holds a cotlab repository's book sources (:data:`ROOT_LAYOUT`); else raise
     ReproduceError saying what is missing. Runs before anything is created, so a wrong ``--root`` leaves no trace."""
     if not root.is_dir():
-        raise ReproduceError(f"--root {root} is not a directory; give the cotlab repository's root")
+        raise RootError(f"--root {root} is not a directory; give the cotlab repository's root")
     missing = [f"{name}/" if kind == "dir" else name for name, kind in ROOT_LAYOUT
                if not ((root / name).is_dir() if kind == "dir" else (root / name).is_file())]
     if missing:
-        raise ReproduceError(f"{root} is not a cotlab repository: it has no {', no '.join(missing)} "
+        raise RootError(f"{root} is not a cotlab repository: it has no {', no '.join(missing)} "
                              f"(give the repository's root with --root)")
     return root
 

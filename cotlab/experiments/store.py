@@ -175,6 +175,9 @@ class RunStore:
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root if root is not None else os.environ.get("COTLAB_RUNS") or "runs").expanduser().absolute()
+        if self.root.exists() and not self.root.is_dir():
+            where = "$COTLAB_RUNS" if root is None and os.environ.get("COTLAB_RUNS") else "the run store's root"
+            raise NotADirectoryError(f"{where} {self.root} is a file, not a directory; point it at a directory")
 
     def path(self, kind: str, key: str) -> Path:
         """``root/<kind>/<key>``; a kind or key that would name a path outside its place (``..``, ``/``, a leading

@@ -43,9 +43,27 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get(name: str, **options) -> RewardModel:
+def check(name: str, options: dict) -> None:
+    """Refuse an unknown reward name, or options its factory does not take, naming them (cheap: nothing loads)."""
+    import inspect
+
     if name not in _REGISTRY:
         raise ValueError(f"unknown reward model {name!r}; available: {', '.join(available())}")
+    try:
+        signature = inspect.signature(_REGISTRY[name])
+    except (TypeError, ValueError):  # a factory without a signature: it checks its own options
+        return
+    try:
+        signature.bind(**options)
+    except TypeError:
+        takes = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        known = ", ".join(p.name for p in takes if p.kind != inspect.Parameter.VAR_POSITIONAL) or "none"
+        raise ValueError(f"reward model {name!r} does not take the options {sorted(options)}; its options: "
+                         f"{known}") from None
+
+
+def get(name: str, **options) -> RewardModel:
+    check(name, options)
     return _REGISTRY[name](**options)
 
 

@@ -21,13 +21,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType
 from tqdm import tqdm
 
 from cotlab.rewards import cached
+from cotlab.rewards import check as check_reward
 from cotlab.rewards import get as get_reward
-from cotlab.state_files import atomic_write_text, load_state, newest_complete, partial_directory, publish_directory, save_state
+from cotlab.state_files import (
+    StateFileError,
+    atomic_write_text,
+    load_state,
+    make_directory,
+    newest_complete,
+    partial_directory,
+    publish_directory,
+    save_state,
+)
 
 from .buffer import Groups, collect_groups
 from .config import RLConfig
@@ -156,15 +166,25 @@ class Trainer:
     def __init__(self, cfg: RLConfig, policy=None, reward_model=None, prompts: list[str] | None = None,
                  accelerator: Accelerator | None = None, progress: bool = True):
         self.cfg = cfg
+        # Everything that can be checked without the models is checked first: a mistake must not cost a pretraining.
+        self.out = Path(cfg.output_dir) if cfg.output_dir else None
+        if self.out is not None:
+            make_directory(self.out, "output_dir")
+        self.prompts = list(prompts) if prompts is not None else training_prompts(cfg)
+        if not self.prompts:
+            raise ValueError("no training prompts: check prompts, split, categories and num_prompts")
+        if reward_model is None:
+            check_reward(cfg.reward, cfg.reward_options)
+        device = accelerator.device if accelerator is not None else PartialState().device
+        if cfg.mixed_precision == "fp16" and device.type == "cpu":  # checked before accelerate fixes its state
+            raise ValueError("mixed_precision='fp16' needs a GPU: on the CPU accelerate ignores it and trains in "
+                             "float32; use 'bf16' or 'no'")
         self.accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
         self.policy = policy if policy is not None else load_policy(cfg.policy)
         # Cached: a (prompt, image) pair that comes back (identical samples in a group, DPO's later rounds) is not
         # rescored. The budget still counts it as a reward call, as the paper's accounting would.
         self.reward_model = cached(reward_model if reward_model is not None
                                    else get_reward(cfg.reward, **cfg.reward_options))
-        self.prompts = list(prompts) if prompts is not None else training_prompts(cfg)
-        if not self.prompts:
-            raise ValueError("no training prompts: check prompts, split, categories and num_prompts")
         self.progress = progress
         world = self.accelerator.num_processes
         if cfg.prompts_per_step % (world * cfg.gradient_accumulation_steps):
@@ -192,7 +212,6 @@ class Trainer:
                              "trainer does not do under ZeRO-3 or FSDP; use reference='base' there")
         self.round, self.step, self.history = 0, 0, []
         self.totals = {"images_sampled": 0, "reward_calls": 0}
-        self.out = Path(cfg.output_dir) if cfg.output_dir else None
         self._writer = None
 
     needs_reference = True
@@ -502,15 +521,21 @@ class Trainer:
         if self.out is None or not self.out.is_dir():
             return None
         found, skipped = newest_complete(self.out, "checkpoint-", self._required())
+        legacy = [p for p in skipped if (p / "trainer_state.pt").exists()]
+        if legacy and found is None:
+            raise FileNotFoundError(f"{legacy[0]} was written by an older cotlab (trainer_state.pt, a pickle, which "
+                                    f"is never loaded): start the run over with --overwrite, or in another directory")
         if skipped:
-            names = ", ".join(p.name for p in skipped)
-            print(f"[cotlab] skipped incomplete checkpoints in {self.out} (a run killed while writing them): {names}"
+            names = ", ".join(p.name + (" (an older cotlab's pickled state, never loaded)" if p in legacy else "")
+                              for p in skipped)
+            print(f"[cotlab] skipped incomplete checkpoints in {self.out}: {names}"
                   + (f"; resuming from {found.name}" if found else "; starting from the beginning"),
                   file=sys.stderr, flush=True)
             self.accelerator.wait_for_everyone()
-            if self.accelerator.is_main_process:
+            if self.accelerator.is_main_process:  # leftovers of a killed writer; other directories are the user's
                 for stale in skipped:
-                    shutil.rmtree(stale, ignore_errors=True)
+                    if stale.name.endswith(".partial"):
+                        shutil.rmtree(stale, ignore_errors=True)
         return found
 
     def load_checkpoint(self, path) -> None:
@@ -525,12 +550,21 @@ class Trainer:
             raise ValueError(f"cannot resume from {path} under {self.accelerator.distributed_type.value}: its "
                              f"optimizer state is the main process's shard only; restart the run, or start a new one "
                              f"from the checkpoint's policy with --set policy={path / 'policy'}")
-        self._check_same_config(json.loads((path / CONFIG_FILE).read_text()), path)
+        try:
+            saved = json.loads((path / CONFIG_FILE).read_text())
+        except (OSError, ValueError) as e:
+            raise StateFileError(f"{path / CONFIG_FILE}: not a readable config ({e}); the checkpoint is damaged: "
+                                 f"resume from an earlier one, or start over with --overwrite") from None
+        self._check_same_config(saved, path)
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         weights = {}
         for shard in sorted((path / "policy").glob("*.safetensors")):
-            weights.update(load_file(shard))
+            try:
+                weights.update(load_file(shard))
+            except (SafetensorError, OSError) as e:
+                raise StateFileError(f"{shard}: not a readable safetensors file ({e})") from None
         model = self.accelerator.unwrap_model(self.scorer).model
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or [m for m in missing if m in dict(model.named_parameters())]:
