@@ -221,18 +221,20 @@ def execute_local(graph: Graph, *, workers: int | None = None, log_dir: str | Pa
             busy = [w for w in pool if w.node]
             events = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout=interval)
             for k, worker in enumerate(pool):
-                if worker.node is None:
+                if worker.node is None or not (worker.connection in events or worker.process.sentinel in events):
                     continue
-                if worker.connection in events and worker.connection.poll():
+                try:  # a dead worker's pipe reads as end of file
                     node_id, seconds, error = worker.connection.recv()
-                    worker.node = None
-                    schedule.finished(node_id) if error is None else schedule.failed(node_id, error)
-                elif worker.process.sentinel in events or not worker.process.is_alive():
+                except (EOFError, OSError):
+                    worker.process.join(timeout=5)
                     n = graph.nodes[worker.node]
                     schedule.lost(n.id, f"its worker process died (exit code {worker.process.exitcode}; log: "
                                         f"{log_path(log_dir, n)})")
                     worker.stop()
                     pool[k] = _Worker(context, str(log_dir))
+                    continue
+                worker.node = None
+                schedule.finished(node_id) if error is None else schedule.failed(node_id, error)
     finally:
         for worker in pool:
             worker.stop()

@@ -172,13 +172,14 @@ def _reward(graph: Graph, name: str, options: dict) -> list[str]:
                            label=f"{name} reward model, {cfg['breadth']} data, seed {cfg['seed']}"))]
 
 
-def _rl_chapter(graph: Graph, chapter: str, tier: str) -> None:
+def add_runs(graph: Graph, configs, eval_options: dict, suites=None) -> list[tuple[str, str]]:
+    """Nodes of `before_after(configs, suites=suites, **eval_options)`: each config's base policy and reward model,
+    its RL run, the base's evaluation and the trained policy's. Returns the (rl, evaluation) node ids per config."""
     from cotlab.experiments.rl import SUITES, evaluation_options, reward_label
-    from cotlab.experiments.studies import chapter_runs
 
-    configs, _, eval_options = chapter_runs(chapter, tier)
     eval_options = evaluation_options(configs, eval_options)
-    suites = [list(s) for s in SUITES]
+    suites = [list(s) for s in (suites or SUITES)]
+    out = []
     for cfg in configs:
         base = _base(graph, cfg.policy)
         graph.add(node("evaluation", f"{__name__}:build_evaluation",
@@ -188,14 +189,16 @@ def _rl_chapter(graph: Graph, chapter: str, tier: str) -> None:
         what = f"{cfg.algorithm} seed {cfg.seed}, reward {reward_label(cfg)}"
         run = graph.add(node("rl", f"{__name__}:build_rl", {"config": config},
                              deps=base + _reward(graph, cfg.reward, cfg.reward_options), label=what))
-        graph.add(node("evaluation", f"{__name__}:build_evaluation",
-                       {"name": f"{cfg.algorithm} seed {cfg.seed}", "suites": suites, "eval_options": eval_options,
-                        "config": config}, deps=[run], label=f"evaluation of {what}"))
+        out.append((run, graph.add(node("evaluation", f"{__name__}:build_evaluation",
+                                        {"name": f"{cfg.algorithm} seed {cfg.seed}", "suites": suites,
+                                         "eval_options": eval_options, "config": config},
+                                        deps=[run], label=f"evaluation of {what}"))))
+    return out
 
 
 def plan(tier: str, chapters) -> Graph:
     """Every run-store artifact that `chapters` (stems of notebooks) build with `tier`'s parameters."""
-    from cotlab.experiments.studies import RL_CHAPTERS
+    from cotlab.experiments.studies import RL_CHAPTERS, chapter_runs
     from cotlab.experiments.tiers import notebook_parameters
 
     graph = Graph()
@@ -211,10 +214,11 @@ def plan(tier: str, chapters) -> Graph:
                     for seed in p["reward_seeds"]:
                         _reward(graph, m["name"], {**options, **p["reward_training"], "seed": seed})
         if chapter in RL_CHAPTERS:
-            _rl_chapter(graph, chapter, tier)
+            configs, _, eval_options = chapter_runs(chapter, tier)
+            add_runs(graph, configs, eval_options)
     return graph
 
 
-__all__ = ["COST", "Graph", "Node", "build_base", "build_evaluation", "build_reward", "build_rl", "node", "plan",
+__all__ = ["COST", "Graph", "Node", "add_runs", "build_base", "build_evaluation", "build_reward", "build_rl", "node", "plan",
            "progress_of", "run_node"]
 
