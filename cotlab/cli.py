@@ -130,10 +130,12 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
     if args.what == "throughput":
+        from cotlab.experiments.executor import available_cores
         from cotlab.experiments.throughput import bench_throughput, format_throughput
 
         result = bench_throughput(tier=args.tier, seeds=tuple(range(args.seeds)), workers=args.workers,
-                                  max_steps=args.max_steps)
+                                  max_steps=args.max_steps,
+                                  worker_counts={min(2 ** k, available_cores()) for k in range(8)})
         print(format_throughput(result))
     elif args.what == "step":
         result = bench_rl_step(tier=args.tier, steps=args.steps, repeats=3 if args.repeats is None else args.repeats,

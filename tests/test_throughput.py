@@ -8,13 +8,14 @@ from cotlab.experiments.throughput import PHASES, bench_throughput, format_throu
 def test_both_ways_run_the_batch_and_report_runs_per_hour(tmp_path, monkeypatch):
     monkeypatch.setenv("COTLAB_RUNS", str(tmp_path / "runs"))
     result = bench_throughput("smoke", seeds=(0,), workers=2, max_steps=1, images_per_prompt=1,
-                              prompts_per_category=1, policy="tiny")
+                              prompts_per_category=1, policy="tiny", worker_counts=[1, 2])
     assert list(result)[-1] == "speedup"
     for way in ("sequential", "executor"):
         r = result[way]
         assert [(run["algorithm"], run["seed"]) for run in r["per_run"]] == [("grpo", 0), ("dpo", 0)]
         assert all(run["sampling"] > 0 and run["evaluation"] > 0 and set(PHASES) <= set(run) for run in r["per_run"])
         assert r["runs_per_hour"] == 2 / r["seconds"] * 3600
+    assert [row["workers"] for row in result["scaling"]] == [1, 2]
     assert result["speedup"] == result["executor"]["runs_per_hour"] / result["sequential"]["runs_per_hour"]
     text = format_throughput(result)
     assert "speedup" in text.splitlines()[-1] and "2 workers x 1 thread" in text

@@ -6,10 +6,11 @@ into a fresh run store so that nothing is reused:
 
 (a) ``sequential``: one process, torch's default threads, runs and evaluations one after another (the notebooks'
     way before the executor);
-(b) ``executor``: the same nodes through `execute_local` with `workers` processes of one thread each.
+(b) ``executor``: the same nodes through `execute_local` with `workers` processes of one thread each (and, for the
+    scaling curve, with each count of `worker_counts`).
 
-Runs per hour = runs / seconds x 3600 (a run counts with its evaluation); ``speedup`` = (b)'s / (a)'s. Per run, the
-seconds of sampling, scoring, reference and update (from its metrics) and of its evaluation. The base policy is
+Runs per hour = runs / seconds x 3600 (a run counts with its evaluation); ``speedup`` = (b)'s / (a)'s, (b) at
+`workers`. Per run, the seconds of sampling, scoring, reference and update (from its metrics) and of its evaluation. The base policy is
 trained (or reused) beforehand in the usual run store and passed to both as a checkpoint directory: it is shared by
 every run of a study, not part of its per-run cost.
 """
@@ -77,7 +78,7 @@ def _executor(configs, eval_options: dict, root: Path, workers: int | None) -> t
 
 def bench_throughput(tier: str = "default", seeds=(0, 1), workers: int | None = None,
                      max_steps: int | None = None, images_per_prompt: int = 2, prompts_per_category: int = 30,
-                     eval_seeds=(0,), policy: str | None = None) -> dict:
+                     eval_seeds=(0,), policy: str | None = None, worker_counts=()) -> dict:
     """Runs per hour of the batch (GRPO and DPO of preset `tier` over `seeds`, each evaluated with these options),
     (a) sequentially in this process and (b) by the executor; see the module docstring. `policy`: the base (a
     pretraining tier or a checkpoint directory) instead of the preset's."""
@@ -97,11 +98,17 @@ def bench_throughput(tier: str = "default", seeds=(0, 1), workers: int | None = 
     result = {"tier": tier, "base": base, "runs": len(configs), "seeds": list(seeds), "workers": workers,
               "threads_sequential": torch.get_num_threads(), "eval_options": eval_options,
               "machine": _machine(torch.device("cpu"))}
+    counts = sorted({check_workers(w) for w in worker_counts} - {workers})
     with tempfile.TemporaryDirectory(prefix="cotlab-throughput-") as tmp:
-        for name, run in (("executor", lambda root: _executor(configs, eval_options, root, workers)),
-                          ("sequential", lambda root: _sequential(configs, eval_options, root))):
+        ways = [("executor", lambda root: _executor(configs, eval_options, root, workers)),
+                ("sequential", lambda root: _sequential(configs, eval_options, root))]
+        ways += [(f"executor_{w}", lambda root, w=w: _executor(configs, eval_options, root, w)) for w in counts]
+        for name, run in ways:
             seconds, runs = run(Path(tmp) / name)
             result[name] = {"seconds": seconds, "runs_per_hour": len(configs) / seconds * 3600, "per_run": runs}
+    result["scaling"] = sorted([{"workers": workers, "runs_per_hour": result["executor"]["runs_per_hour"]}]
+                               + [{"workers": w, "runs_per_hour": result.pop(f"executor_{w}")["runs_per_hour"]}
+                                  for w in counts], key=lambda row: row["workers"])
     result["speedup"] = result["executor"]["runs_per_hour"] / result["sequential"]["runs_per_hour"]
     return result
 
@@ -117,6 +124,8 @@ def format_throughput(result: dict) -> str:
         means = [sum(run[p] for run in r["per_run"]) / len(r["per_run"]) for p in (*PHASES, "evaluation")]
         lines.append(f"{name:<12} {r['seconds']:8.1f} {r['runs_per_hour']:10.1f} "
                      + " ".join(f"{m:10.2f}" for m in means) + f"   {label}")
+    lines.append("workers: " + ", ".join(f"{row['workers']}: {row['runs_per_hour']:.1f} runs/hour"
+                                         for row in result["scaling"]))
     lines.append(f"speedup (executor / sequential runs per hour): {result['speedup']:.2f}x")
     return "\n".join(lines)
 

@@ -110,12 +110,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "janus_pro_shaped_sampler": False, "logprob_hidden_sizes": [16], "logprob_heads": ["frozen", "trained"],
                   "logprob_sequences": 1,
                   "logprob_repeats": 1, "step_tier": "smoke", "step_steps": 1, "step_repeats": 1, "scaling_steps": 1,
-                  "group_sizes": [2, 4], "prompt_counts": [4, 8], "token_grids": [4, 8]},
+                  "group_sizes": [2, 4], "prompt_counts": [4, 8], "token_grids": [4, 8],
+                  "throughput_seeds": [0], "throughput_max_steps": 2, "throughput_workers": [1, 2]},
         **{tier: {"tier": tier, "timings_file": "", "sampler_size": "default", "sampler_repeats": 5,
                   "janus_pro_shaped_sampler": True, "logprob_hidden_sizes": [64, 2048], "logprob_heads": ["frozen", "trained"],
                   "logprob_sequences": 1,
                   "logprob_repeats": 3, "step_tier": "default", "step_steps": 3, "step_repeats": 3, "scaling_steps": 2,
-                  "group_sizes": [2, 4, 8], "prompt_counts": [4, 8, 16], "token_grids": [4, 6, 8, 11]}
+                  "group_sizes": [2, 4, 8], "prompt_counts": [4, 8, 16], "token_grids": [4, 6, 8, 11],
+                  "throughput_seeds": [0, 1], "throughput_max_steps": 10, "throughput_workers": [1, 2]}
            for tier in ("default", "paper")},
     },
 }
