@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from cotlab.experiments.rl import algorithm_gaps, summarize_runs, sweep_change
-from cotlab.policy import build_shapeworld_policy
 from cotlab.rewards import MAX_REWARD, checked_rewards
 from cotlab.training import DPOConfig, GRPOConfig, trainer_for
 from cotlab.training.health import CONSTANT_STEPS, TrainingHealth, TrainingHealthWarning, run_health
+from tiny import tiny_policy
 
 PROMPTS = ["a red circle", "two blue squares", "a green cross left of a yellow diamond", "a small striped triangle",
            "a large dotted circle", "a purple cross", "three white circles", "an orange square below a pink circle"]
@@ -101,11 +101,7 @@ def test_replay_of_a_resumed_history_rebuilds_the_same_state():
 
 @pytest.fixture(scope="module")
 def base():
-    pol = build_shapeworld_policy("tiny", seed=0)
-    with torch.no_grad():  # a wider logit spread than random init, so that samples and rewards vary
-        for p in pol.model.model.generation_head.parameters():
-            p.mul_(5)
-    return pol
+    return tiny_policy()
 
 
 def tiny(cls, **fields):

@@ -2,7 +2,6 @@
 builders never corrupt the run store, one output directory holds one run, non-finite training stops."""
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from cotlab.experiments.store import CorruptRunError, RunStore, artifact_key
 from cotlab.policy import build_shapeworld_policy
 from cotlab.state_files import StateFileError, load_state, save_state
 from cotlab.training import DPOConfig, GRPOConfig, trainer_for
+from tiny import tiny_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ["a red circle", "two blue squares", "a green cross left of a yellow diamond", "a small striped triangle"]
@@ -25,10 +25,7 @@ SECONDS = ("seconds",)  # wall-clock fields differ between runs; everything else
 
 def tiny_trainer(out, **fields):
     """A tiny DPO run (2 rounds of 2 steps, a checkpoint every step, a round-start reference: every kind of state)."""
-    policy = build_shapeworld_policy("tiny", seed=0)
-    with torch.no_grad():
-        for p in policy.model.model.generation_head.parameters():
-            p.mul_(5)
+    policy = tiny_policy()
     cfg = DPOConfig(**{**dict(policy="tiny", max_steps=2, rounds=2, prompts_per_step=4, num_generations=4,
                               learning_rate=1e-3, save_steps=1, reference="round_start", output_dir=str(out)),
                        **fields})
