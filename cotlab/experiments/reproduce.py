@@ -308,6 +308,10 @@ def reproduce(
         workers = check_workers(workers)
         if address is not None:
             raise ValueError("--address is for --executor ray; the local executor runs on this machine")
+    elif address is not None:
+        from cotlab.experiments.ray_executor import check_address
+
+        check_address(address)  # before any work
     build = Path(build_dir)
     build = (build if build.is_absolute() else root / build).resolve()
     chapters = list(CHAPTERS if chapters is None else chapters)

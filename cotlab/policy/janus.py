@@ -129,9 +129,9 @@ class JanusPolicy:
                              f"expected 'janus'")
         if not any(path.glob("*.safetensors")):
             pickled = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
-            raise FileNotFoundError(f"{path} has no *.safetensors weights: cotlab loads safetensors only"
-                                    + (f" ({', '.join(pickled)} are pickles, which are never loaded)" if pickled
-                                       else ""))
+            raise FileNotFoundError(f"policy checkpoint {path} has no *.safetensors weights: cotlab loads "
+                                    f"safetensors only" + (f" ({', '.join(pickled)} are pickles, which are never "
+                                                           f"loaded)" if pickled else ""))
         spec_file = path / POLICY_FILE
         spec = json.loads(spec_file.read_text()) if spec_file.is_file() else {}
         spec = PolicySpec(**{**spec, **spec_overrides})
