@@ -1,5 +1,6 @@
 """GRPO and DPO trainers on tiny random ShapeWorld policies: invariants, budgets, checkpoints, bad input."""
 import copy
+import functools
 import json
 
 import pytest
@@ -139,7 +140,8 @@ def test_aligned_presets_spend_equal_budgets(base, tmp_path):
     assert totals[0] == totals[1] == (grpo.budget()["images_sampled"], grpo.budget()["reward_calls"])
 
 
-@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
+@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig, functools.partial(DPOConfig, sampling="online")],
+                         ids=["grpo", "dpo", "dpo-online"])
 def test_killed_and_resumed_run_is_identical(base, tmp_path, cls):
     cfg = tiny(cls, max_steps=3, rounds=2, save_steps=1, beta=0.1, reference="round_start")
     whole = make(cfg.replace(output_dir=str(tmp_path / "whole")), base)

@@ -1,9 +1,9 @@
 """Configs of the RL trainers: dataclasses with TRL's field names where TRL has the concept, checked on creation.
 
 One optimizer step consumes `prompts_per_step` prompts (global, across processes and accumulation steps), each with
-a group of `num_generations` images. GRPO samples its groups on-policy at every step; DPO samples the groups of a
-whole round at the round's start (round 1 from the reference model: offline DPO, the paper's setting) and mines
-chosen/rejected pairs from them. Both consume the same prompt stream, so configs that agree on the fields in
+a group of `num_generations` images. GRPO samples its groups on-policy at every step; DPO (`sampling="offline"`, the
+default) samples the groups of a whole round at the round's start (round 1 from the reference model: offline DPO, the
+paper's setting), or (`"online"`) each step's groups as GRPO does, and mines chosen/rejected pairs from them. Both consume the same prompt stream, so configs that agree on the fields in
 `ALIGNED_FIELDS` sample the same number of images and make the same number of reward calls (the paper's "aligned
 data and compute"); `budget()` says how many.
 """
@@ -19,6 +19,7 @@ from cotlab.losses import DPO_LOSS_TYPES, GRPO_LOSS_TYPES, SCALE_REWARDS
 
 PAIR_SELECTIONS = ("best_worst", "all", "margin")
 REFERENCES = ("base", "round_start")
+DPO_SAMPLINGS = ("offline", "online")
 REPORTERS = ("jsonl", "tensorboard")
 # What must agree for two runs to have spent the same sampling and reward budget.
 ALIGNED_FIELDS = ("policy", "reward", "prompts", "split", "categories", "num_prompts", "seed", "max_steps", "rounds",
@@ -194,11 +195,15 @@ class DPOConfig(RLConfig):
     label_smoothing: float = 0.0
     pair_selection: str = "best_worst"  # per group: best vs worst, all ordered pairs, or pairs with a reward margin
     margin_threshold: float = 0.0  # "margin": keep pairs whose reward difference exceeds this
+    # when pairs are sampled: "offline", the round's groups once at its start (round 1 from the base: the paper's);
+    # "online", each step's groups by the current policy, the very groups GRPO samples (same prompts, seeds, budget)
+    sampling: str = "offline"
     algorithm = "dpo"
     RULES = {**RLConfig.RULES, "beta": Rule("float", low=0, low_open=True, note=" for DPO"),
              "loss_type": Rule("str", choices=DPO_LOSS_TYPES, note=" for DPO"),
              "label_smoothing": Rule("float", low=0, high=0.5, high_open=True),
-             "pair_selection": Rule("str", choices=PAIR_SELECTIONS), "margin_threshold": Rule("float", low=0)}
+             "pair_selection": Rule("str", choices=PAIR_SELECTIONS), "margin_threshold": Rule("float", low=0),
+             "sampling": Rule("str", choices=DPO_SAMPLINGS, note=" (when DPO samples its pairs)")}
 
 
 CONFIGS = {"grpo": GRPOConfig, "dpo": DPOConfig}
@@ -248,5 +253,5 @@ def aligned(a: RLConfig, b: RLConfig) -> bool:
     return all(getattr(a, k) == getattr(b, k) for k in ALIGNED_FIELDS)
 
 
-__all__ = ["ALIGNED_FIELDS", "CONFIGS", "DPOConfig", "GRPOConfig", "PAIR_SELECTIONS", "PRESETS", "RLConfig",
-           "aligned", "preset"]
+__all__ = ["ALIGNED_FIELDS", "CONFIGS", "DPO_SAMPLINGS", "DPOConfig", "GRPOConfig", "PAIR_SELECTIONS", "PRESETS",
+           "RLConfig", "aligned", "preset"]

@@ -1,17 +1,31 @@
-"""DPO on image tokens (Rafailov et al. 2023) from the same groups GRPO would sample.
+"""DPO on image tokens (Rafailov et al. 2023) from the same groups GRPO would sample, offline or online.
 
-At the start of each round, the groups of all the round's steps are sampled once with the current policy (round 1:
-the reference, i.e. offline DPO from the base model's samples, the paper's setting) and scored once each; pairs are
-mined per group (`mine_pairs`) and the reference's sequence log-probs (sums over image tokens) of the chosen and
-rejected images are computed once, in inference mode. Step s of the round then trains on the pairs of step s's
-prompts: the same prompts, images and reward calls a GRPO run with the same aligned fields spends.
+A step mines chosen/rejected pairs from the groups of its prompts (`mine_pairs`), scores the reference's sequence
+log-probs (sums over image tokens) of the chosen and rejected images once, in inference mode (`pairs`), and takes one
+optimizer step on the DPO loss (`update`). `DPOConfig.sampling` says when those groups are sampled:
 
-`logprob_mismatch_max`, logged at the first step of each round only: the largest |log-prob recorded while sampling -
-teacher-forced log-prob| over the tokens of that step's chosen and rejected images, the latter from the update's own
-forward. Only there is it like for like: the round's groups were sampled by the policy as it is at its first step,
-and every later step's policy has moved. (The reference's scoring at the round start would match the sampler only in
-round 1 or with reference="round_start".) It stays at float rounding (~1e-6 on CPU fp32); a large value means the
-update scores another distribution than the one sampled (CFG, low precision).
+- "offline" (the default; the paper's setting): at the start of each round, the groups of all the round's steps are
+  sampled once with the current policy (round 1: the base, i.e. DPO from the base model's samples), scored once each
+  and paired; step s of the round then updates on step s's pairs.
+- "online": at each step, the step's groups are sampled by the current policy with `Trainer.collect(round, step)`,
+  the call GRPO makes (same prompts, same per-image seeds: the same images as GRPO's while the two policies agree),
+  then paired and used at once.
+
+Either way the run spends the images and reward calls of a GRPO run with the same aligned fields. Three comparisons,
+each changing one thing:
+
+- GRPO vs online DPO: the loss (the data are the same: each step's groups, sampled by the current policy);
+- online vs offline DPO: the freshness of the data (the loss is the same: pairs from the current policy, or from the
+  policy at the round's start);
+- GRPO with logprob_mode="cond" vs "cfg": the policy definition (optimise the conditional distribution, or the
+  guided one that is sampled); `aligned` treats them as one budget.
+
+`logprob_mismatch_max`: the largest |log-prob recorded while sampling - teacher-forced log-prob| over the tokens of a
+step's chosen and rejected images, the latter from the update's own forward. It is logged where that is like for
+like, i.e. where the policy being updated is the one that sampled: at every step online; offline at the first step of
+each round only, since every later step's policy has moved. (The reference's scoring at the round start would match
+the sampler only in round 1 or with reference="round_start".) It stays at float rounding (~1e-6 on CPU fp32); a large
+value means the update scores another distribution than the one sampled (CFG, low precision).
 """
 from __future__ import annotations
 
@@ -31,34 +45,50 @@ class DPOTrainer(Trainer):
     cfg: DPOConfig
 
     def begin_round(self, round_: int) -> None:
+        """Offline: sample, score and pair the groups of every step of the round now. Online: nothing to do."""
         self.round_data = []
         self.round_sampling = {"images_sampled": 0, "reward_calls": 0, "seconds_sampling": 0.0,
                                "seconds_scoring": 0.0, "seconds_reference": 0.0}
+        if self.cfg.sampling == "online":
+            return
         for step in range(self.cfg.max_steps):
             groups, row = self.collect(round_, step)
+            began = time.perf_counter()
+            self.round_data.append(self.pairs(groups))
+            row["seconds_reference"] = time.perf_counter() - began
             for key in row:
                 self.round_sampling[key] += row[key]
-            began = time.perf_counter()
-            chosen, rejected, pair_stats = mine_pairs(groups.rewards, self.cfg.num_generations,
-                                                      self.cfg.pair_selection, self.cfg.margin_threshold)
-            rows = torch.cat([chosen, rejected])
-            ref = torch.zeros(0)
-            if len(rows):
-                ref = self.reference_logprobs([groups.row_prompts[i] for i in rows.tolist()],
-                                              groups.tokens[rows]).sum(-1)
-            self.round_sampling["seconds_reference"] += time.perf_counter() - began
-            self.round_data.append({"groups": groups, "chosen": chosen, "rejected": rejected, "ref": ref,
-                                    "pair_stats": pair_stats})
+
+    def pairs(self, groups: Groups) -> dict:
+        """The pairs mined from this process's share of a step's groups, with the reference's sequence log-probs of
+        their chosen and rejected images (chosen first)."""
+        chosen, rejected, pair_stats = mine_pairs(groups.rewards, self.cfg.num_generations, self.cfg.pair_selection,
+                                                  self.cfg.margin_threshold)
+        rows = torch.cat([chosen, rejected])
+        ref = torch.zeros(0)
+        if len(rows):
+            ref = self.reference_logprobs([groups.row_prompts[i] for i in rows.tolist()], groups.tokens[rows]).sum(-1)
+        return {"groups": groups, "chosen": chosen, "rejected": rejected, "ref": ref, "pair_stats": pair_stats}
 
     def train_step(self, round_: int, step: int) -> dict:
+        if self.cfg.sampling == "online":
+            groups, row = self.collect(round_, step)
+            began = time.perf_counter()
+            data = self.pairs(groups)
+            row["seconds_reference"] = time.perf_counter() - began
+            return {**row, **self.update(data, sampled_by_this_policy=True)}
+        # The sampling of the whole round happened before step 1; its budget is logged there.
+        row = dict(self.round_sampling) if step == 0 else dict.fromkeys(self.round_sampling, 0)
+        return {**row, **self.update(self.round_data[step], sampled_by_this_policy=step == 0)}
+
+    def update(self, data: dict, sampled_by_this_policy: bool) -> dict:
+        """One optimizer step on the DPO loss of `data` (from `pairs`); with `sampled_by_this_policy`, the log-prob
+        mismatch is logged too (see the module's docstring)."""
         cfg = self.cfg
-        data = self.round_data[step]
         groups, chosen, rejected, ref = data["groups"], data["chosen"], data["rejected"], data["ref"]
         began = time.perf_counter()
         local_pairs = len(chosen)
         global_pairs = self._global_sum(local_pairs)
-        # The sampling of the whole round happened before step 1; its budget is logged there.
-        row = dict(self.round_sampling) if step == 0 else dict.fromkeys(self.round_sampling, 0)
         stats, weights = [], []
         prompts = groups.row_prompts
         mismatch = float("-inf")
@@ -70,7 +100,7 @@ class DPOTrainer(Trainer):
                 # gradient all-reduce; its loss is zero.
                 idx = torch.cat([c, r]) if n else torch.zeros(1, dtype=torch.long, device=chosen.device)
                 token_logp = self.token_logprobs([prompts[j] for j in idx.tolist()], groups.tokens[idx])
-                if step == 0 and n:  # the policy that sampled the round: see the module's docstring
+                if sampled_by_this_policy and n:
                     mismatch = max(mismatch, (token_logp.detach().float() - groups.old_logprobs[idx].float())
                                    .abs().max().item())
                 logp = token_logp.sum(-1)
@@ -90,7 +120,8 @@ class DPOTrainer(Trainer):
         local = {key: sum(w * s[key] for w, s in zip(weights, stats)) for key in (stats[0] if stats else {})}
         means = {key: self._global_sum(v) / max(global_pairs, 1) for key, v in local.items()}
         pair_stats = {key: self._global_sum(v) for key, v in data["pair_stats"].items()}
-        if step == 0:
+        row = {}
+        if sampled_by_this_policy:
             mismatch = global_max(self.accelerator, mismatch)
             if mismatch > float("-inf"):  # absent when no process kept a pair
                 row["logprob_mismatch_max"] = mismatch
@@ -100,6 +131,7 @@ class DPOTrainer(Trainer):
                 "seconds_update": time.perf_counter() - began}
 
     def extra_state(self) -> dict:
+        """The round's sampled groups and pairs (offline; online has none: each step samples its own)."""
         return {"round_sampling": self.round_sampling,
                 "round_data": [{**d, "groups": d["groups"].state()} for d in self.round_data]}
 
