@@ -272,27 +272,25 @@ def read_patch_batch(images) -> list[PatchReading]:
     arrays = np.stack([to_array(x) for x in images])
     all_codes, all_rmse = nearest_codes(arrays)
     table = code_table()
+    recognised_all = all_rmse <= MAX_PATCH_RMSE
+    grids = np.where(recognised_all, all_codes, -1).tolist()  # Python ints: the scan below indexes them one by one
     readings = []
-    for codes, rmse in zip(all_codes, all_rmse):
-        recognised = rmse <= MAX_PATCH_RMSE
-        grid = np.where(recognised, codes, -1).reshape(GRID, GRID)
+    for codes, rmse, recognised, grid in zip(all_codes, all_rmse, recognised_all, grids):
         objects, used = [], set()
-        for r, c in itertools.product(range(GRID), range(GRID)):
-            code = grid[r, c]
+        for i, code in enumerate(grid):
             if code <= 0:
                 continue
+            r, c = divmod(i, GRID)
             shape, color, texture, part = table[code]
             if part == "small":
                 objects.append(Obj(shape, color, texture, "small", r, c))
-            elif part == "tl" and r + 1 < GRID and c + 1 < GRID and all(
-                grid[r + dr, c + dc] == code_of(shape, color, texture, q) for q, (dr, dc) in QUADRANT_OFFSETS.items()
-            ):
+            # a large object: tl, tr, bl, br of one appearance in place (their codes follow tl's, in PARTS order)
+            elif part == "tl" and r + 1 < GRID and c + 1 < GRID and (
+                    grid[i + 1] == code + 1 and grid[i + GRID] == code + 2 and grid[i + GRID + 1] == code + 3):
                 objects.append(Obj(shape, color, texture, "large", r, c))
-                used |= {(r + dr, c + dc) for dr, dc in QUADRANT_OFFSETS.values()}
-        fragments = tuple(
-            (r, c) for r, c in itertools.product(range(GRID), range(GRID))
-            if grid[r, c] > 0 and table[grid[r, c]][3] != "small" and (r, c) not in used
-        )
+                used |= {i, i + 1, i + GRID, i + GRID + 1}
+        fragments = tuple(divmod(i, GRID) for i, code in enumerate(grid)
+                          if code > 0 and table[code][3] != "small" and i not in used)
         unrecognised = tuple((int(i) // GRID, int(i) % GRID) for i in np.flatnonzero(~recognised))
         readings.append(PatchReading(Scene(tuple(objects)), codes, rmse, unrecognised, fragments))
     return readings

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -46,19 +47,29 @@ def as_spec(prompt) -> PromptSpec:
     if isinstance(prompt, Prompt):
         return prompt.spec
     if isinstance(prompt, str):
-        return parse_prompt(prompt)
+        return _parsed(prompt)
     raise TypeError(f"expected a Prompt, a prompt string or a PromptSpec, got {type(prompt).__name__}")
+
+
+@lru_cache(maxsize=4096)  # rewards score G images per prompt; a PromptSpec is immutable
+def _parsed(text: str) -> PromptSpec:
+    return parse_prompt(text)
 
 
 def relative_position(a: Obj, b: Obj) -> set[str]:
     """GenEval's `relative_position`: the relations of a to b from their boxes (image y grows downwards)."""
-    boxes = np.array([a.box, b.box], dtype=np.float64).reshape(2, 2, 2)
+    return set(_relative_position(a.box, b.box))
+
+
+@lru_cache(maxsize=None)  # boxes lie on the grid: at most (2 sizes x 64 cells)^2 pairs
+def _relative_position(box_a: tuple, box_b: tuple) -> frozenset[str]:
+    boxes = np.array([box_a, box_b], dtype=np.float64).reshape(2, 2, 2)
     center_a, center_b = boxes.mean(axis=-2)
     dim_a, dim_b = np.abs(np.diff(boxes, axis=-2))[..., 0, :]
     offset = center_a - center_b
     revised = np.maximum(np.abs(offset) - POSITION_THRESHOLD * (dim_a + dim_b), 0) * np.sign(offset)
     if np.all(np.abs(revised) < 1e-3):
-        return set()
+        return frozenset()
     dx, dy = revised / np.linalg.norm(offset)
     out = set()
     if dx < -0.5:
@@ -69,7 +80,7 @@ def relative_position(a: Obj, b: Obj) -> set[str]:
         out.add("above")
     if dy > 0.5:
         out.add("below")
-    return out
+    return frozenset(out)
 
 
 def touching(a: Obj, b: Obj) -> bool:
@@ -81,7 +92,7 @@ def touching(a: Obj, b: Obj) -> bool:
 
 def relation_holds(kind: str, a: Obj, b: Obj) -> bool:
     if kind in SPATIAL_RELATIONS:
-        return kind in relative_position(a, b)
+        return kind in _relative_position(a.box, b.box)
     if kind == "bigger than":
         return a.size == "large" and b.size == "small"
     if kind == "smaller than":
@@ -113,30 +124,47 @@ def _relation_score(kind: str, c1: float, c2: float, holds: bool) -> float:
 
 def score_scene(prompt, scene: Scene) -> Score:
     """Score a scene (ground truth or parsed) against a prompt."""
-    spec = as_spec(prompt)
+    return _score_scene(as_spec(prompt), scene)
+
+
+@lru_cache(maxsize=4096)  # a policy that has learnt a prompt draws the same scenes for it again and again
+def _score_scene(spec: PromptSpec, scene: Scene) -> Score:
     objects = scene.objects
     family = metric_family(spec)
-    counts = [sum(e.matches(o) for o in objects) for e in spec.entities]
+    # Per phrase and object, computed once: the credit (as `Entity.credit`) and whether every named fact holds.
+    credit, match = [], []
+    for e in spec.entities:
+        facts = tuple(e.facts().items())
+        hits = [sum(getattr(o, k) == v for k, v in facts) for o in objects]
+        credit.append([h / len(facts) if facts else 1.0 for h in hits])
+        match.append([h == len(facts) for h in hits])
+    holds = {}
+
+    def related(kind: str, j: int, k: int) -> bool:
+        if (kind, j, k) not in holds:
+            holds[kind, j, k] = relation_holds(kind, objects[j], objects[k])
+        return holds[kind, j, k]
+
+    counts = [sum(m) for m in match]
     count_ok = [not e.exact or n == e.count for e, n in zip(spec.entities, counts)]
     singles = [i for i, e in enumerate(spec.entities) if e.count == 1]
 
     # Binary verdict: full matches only.
-    full = {i: [j for j, o in enumerate(objects) if spec.entities[i].matches(o)] for i in singles}
+    full = {i: [j for j, m in enumerate(match[i]) if m] for i in singles}
     correct = all(count_ok) and any(
-        _relations_ok(spec.relations, objects, dict(zip(singles, pick)))
-        for pick in _injective(singles, full)
+        all(related(r.kind, chosen[r.subject], chosen[r.object]) for r in spec.relations)
+        for chosen in (dict(zip(singles, pick)) for pick in _injective(singles, full))
     )
 
     # Continuous value: best over assignments with partial credit.
     candidates = {}
     for i in singles:
-        credit = [(spec.entities[i].credit(o), j) for j, o in enumerate(objects)]
-        ranked = [j for c, j in sorted(credit, key=lambda t: -t[0]) if c > 0][:MAX_CANDIDATES]
-        candidates[i] = [*ranked, None]
+        ranked = [j for c, j in sorted(zip(credit[i], range(len(objects))), key=lambda t: -t[0]) if c > 0]
+        candidates[i] = [*ranked[:MAX_CANDIDATES], None]
     best = 0.0
     for pick in _injective(singles, candidates):
         chosen = dict(zip(singles, pick))
-        best = max(best, _value(spec, family, objects, chosen, count_ok))
+        best = max(best, _value(spec, family, credit, related, chosen, count_ok))
         if best >= 1.0:
             break
     if correct:  # the verdict's assignment scores 1 under every family; the search above may stop short of it
@@ -152,31 +180,39 @@ def _injective(keys, options):
             yield pick
 
 
-def _relations_ok(relations, objects, chosen) -> bool:
-    return all(relation_holds(r.kind, objects[chosen[r.subject]], objects[chosen[r.object]]) for r in relations)
-
-
-def _value(spec: PromptSpec, family: str, objects, chosen: dict, count_ok: list[bool]) -> float:
+def _value(spec: PromptSpec, family: str, credit: list, related, chosen: dict, count_ok: list[bool]) -> float:
+    """The CompBench-style value of one assignment `chosen` (phrase -> object index or None); `credit[i][j]` is
+    phrase i's credit on object j and `related(kind, j, k)` whether a relation holds between objects j and k."""
     def phrase_score(i: int) -> float:
-        e = spec.entities[i]
-        if e.exact:
+        if spec.entities[i].exact:
             return float(count_ok[i])
         j = chosen.get(i)
-        return 0.0 if j is None else e.credit(objects[j])
+        return 0.0 if j is None else credit[i][j]
 
     def relation_score(r: Relation) -> float:
         j, k = chosen.get(r.subject), chosen.get(r.object)
-        holds = j is not None and k is not None and relation_holds(r.kind, objects[j], objects[k])
+        holds = j is not None and k is not None and related(r.kind, j, k)
         return _relation_score(r.kind, phrase_score(r.subject), phrase_score(r.object), holds)
 
-    phrases = [phrase_score(i) for i in range(len(spec.entities))]
-    if family == "binding":
-        return float(np.prod(phrases))
-    if family == "numeracy":
-        return float(np.mean(phrases))
     if family in ("spatial", "non_spatial"):
         return relation_score(spec.relations[0])
-    return (float(np.prod(phrases)) + float(np.mean([relation_score(r) for r in spec.relations]))) / 2
+    phrases = tuple(phrase_score(i) for i in range(len(spec.entities)))
+    if family == "binding":
+        return _prod(phrases)
+    if family == "numeracy":
+        return _mean(phrases)
+    return (_prod(phrases) + _mean(tuple(relation_score(r) for r in spec.relations))) / 2
+
+
+# numpy's product and mean of a few credits, memoised: the search above asks for the same few tuples thousands of times
+@lru_cache(maxsize=None)
+def _prod(values: tuple[float, ...]) -> float:
+    return float(np.prod(values))
+
+
+@lru_cache(maxsize=None)
+def _mean(values: tuple[float, ...]) -> float:
+    return float(np.mean(values))
 
 
 def score(prompt, image) -> Score:
