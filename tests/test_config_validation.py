@@ -49,7 +49,8 @@ BAD = {
     GRPOConfig: {**BAD_SHARED, "beta": [NAN, INF, -0.1], "epsilon": [NAN, -0.2, INF], "epsilon_high": [NAN, -1.0],
                  "num_iterations": [0, 1.5], "loss_type": ["ppo"], "scale_rewards": ["max"]},
     DPOConfig: {**BAD_SHARED, "beta": [NAN, INF, 0.0, -0.1], "label_smoothing": [NAN, 0.5, -0.1],
-                "margin_threshold": [NAN, -0.1], "loss_type": ["kto"], "pair_selection": ["best"]},
+                "margin_threshold": [NAN, -0.1], "loss_type": ["kto"], "pair_selection": ["best"],
+                "sampling": ["onlne", 1, None]},
 }
 CASES = [pytest.param(cls, name, value, id=f"{cls.algorithm}-{name}={value!r}")
          for cls, table in BAD.items() for name, values in table.items() for value in values]
