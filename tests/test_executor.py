@@ -105,3 +105,20 @@ def test_the_executor_builds_what_before_after_then_only_reads(tmp_path, monkeyp
     err = capfd.readouterr().err
     assert "building" not in err and err.count("reusing") >= 5
     assert set(results["algorithm"]) == {"base", "grpo", "dpo"}
+
+
+def test_a_base_policy_runs_alone_with_every_workers_thread(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    log, g = str(tmp_path / "events"), Graph()
+    g.add(node("x", f"{NODES}:record", {"log": log, "name": "early", "seconds": 1.0}, label="early"))
+    base = g.add(node("base_policy", f"{NODES}:record", {"log": log, "name": "base", "seconds": 1.0}, label="base"))
+    g.add(node("x", f"{NODES}:record", {"log": log, "name": "other", "seconds": 0.5}, label="other"))
+    g.add(node("x", f"{NODES}:record", {"log": log, "name": "after", "seconds": 0.5}, deps=[base], label="after"))
+    assert execute_local(g, workers=2, log_dir=tmp_path / "logs").ok
+    events = [line.split() for line in open(log)]
+    times = {(e[0], e[1]): float(e[2]) for e in events}
+    threads = {e[1]: e[-1] for e in events if e[0] == "end"}
+    assert threads == {"early": "1", "base": "2", "other": "1", "after": "1"}
+    others = [n for n in ("early", "other", "after")]
+    assert all(times[("end", o)] <= times[("start", "base")] or times[("start", o)] >= times[("end", "base")]
+               for o in others)  # nothing overlaps the base

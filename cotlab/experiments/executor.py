@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .graph import COST, Graph, Node, progress_of, run_node
 
+EXCLUSIVE = ("base_policy",)  # kinds run alone with every worker's thread: long, and everything else waits on them
 RETRIES = 1  # a node whose worker died is run once more (a crash of the machine, not of the node, is the usual cause)
 
 
@@ -77,11 +78,16 @@ class Schedule:
         self.attempts: dict[str, int] = {}
         self.report = Report()
 
-    def ready(self, limit: int | None = None) -> list[Node]:
+    def ready(self, limit: int | None = None, alone_if=(), busy: int = 0) -> list[Node]:
         """Up to `limit` nodes whose dependencies are done, in graph order, removed from waiting and marked
-        running."""
+        running. A node of a kind in `alone_if` comes first and alone, and only once no other node is running
+        (`busy` others are): it gets the machine to itself."""
         done = set(self.report.done)
-        nodes = [n for n in self.waiting.values() if all(d in done for d in n.deps)][:limit]
+        nodes = [n for n in self.waiting.values() if all(d in done for d in n.deps)]
+        first = [n for n in nodes if n.kind in alone_if]
+        if first:
+            nodes = [] if busy else first[:1]
+        nodes = nodes[:limit]
         for n in nodes:
             del self.waiting[n.id]
             self.running[n.id] = time.monotonic()
@@ -166,12 +172,13 @@ def run_logged(n: Node, log_file: str, threads: int = 1) -> float:
 
 
 def _worker(connection, log_dir: str) -> None:
-    """A worker process: one torch thread (set before torch is first imported); runs the nodes it is sent, answers
-    (node id, seconds, None) or (node id, None, message) for each; stops on None."""
+    """A worker process: one torch thread (set before torch is first imported); runs the (node, threads) it is sent,
+    answers (node id, seconds, None) or (node id, None, message) for each; stops on None."""
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
-    while (n := connection.recv()) is not None:
+    while (task := connection.recv()) is not None:
+        n, threads = task
         try:
-            connection.send((n.id, run_logged(n, str(log_path(log_dir, n))), None))
+            connection.send((n.id, run_logged(n, str(log_path(log_dir, n)), threads), None))
         except Exception as e:  # noqa: BLE001 (a node's own failure goes back to the scheduler)
             connection.send((n.id, None, str(e)))
 
@@ -212,9 +219,12 @@ def execute_local(graph: Graph, *, workers: int | None = None, log_dir: str | Pa
     try:
         while schedule.active:
             idle = [w for w in pool if w.node is None]
-            for worker, n in zip(idle, schedule.ready(len(idle))):
+            # An exclusive node (the base policy: everything RL waits for it) runs alone with every core's thread.
+            alone = any(graph.nodes[w.node].kind in EXCLUSIVE for w in pool if w.node)
+            for worker, n in zip(idle, [] if alone else schedule.ready(len(idle), alone_if=EXCLUSIVE,
+                                                                         busy=len(pool) - len(idle))):
                 worker.node = n.id
-                worker.connection.send(n)
+                worker.connection.send((n, workers if n.kind in EXCLUSIVE else 1))
             say(schedule.status())
             if not any(w.node for w in pool):
                 break  # nothing running and nothing ready: the rest was skipped

@@ -122,25 +122,38 @@ def build_evaluation(name: str, suites: list, eval_options: dict, policy: str | 
 
 
 @functools.lru_cache(maxsize=1024)
-def _metrics_file(n: Node) -> str | None:
-    """Where a running RL node's trainer logs its steps: the store's scratch directory of its key."""
-    if n.kind != "rl":
-        return None
-    from cotlab.experiments.rl import RL_CODE
+def _scratch(n: Node) -> str | None:
+    """The run store's scratch directory a running node checkpoints into (RL runs and base policies), else None."""
     from cotlab.experiments.store import RunStore, artifact_key
 
-    key = artifact_key("rl", n.kwargs["config"], RL_CODE)
-    return str(RunStore().path("rl", key).parent / f".scratch-{key}" / "metrics.jsonl")
+    if n.target == f"{__name__}:build_rl":
+        from cotlab.experiments.rl import RL_CODE
+
+        kind, key = "rl", artifact_key("rl", n.kwargs["config"], RL_CODE)
+    elif n.target == f"{__name__}:build_base":
+        from cotlab.policy.pretrain import CODE, PRETRAIN_TIERS
+
+        kind, key = "base_policy", artifact_key("base_policy", asdict(PRETRAIN_TIERS[n.kwargs["tier"]]), CODE)
+    else:
+        return None
+    return str(RunStore().path(kind, key).parent / f".scratch-{key}")
 
 
 def progress_of(n: Node) -> str:
-    """" (step k/n)" for a running RL node (the rows its trainer has logged so far), else ""."""
-    metrics = _metrics_file(n)
-    if metrics is None or not os.path.isfile(metrics):
+    """" (step k/n)" for a running RL run (the rows its trainer has logged) or base policy (its newest checkpoint,
+    every `checkpoint_every` steps), else ""."""
+    scratch = _scratch(n)
+    if scratch is None or not os.path.isdir(scratch):
         return ""
-    with open(metrics, "rb") as f:
-        steps = sum(1 for _ in f)
-    return f" (step {steps}/{n.kwargs['config']['rounds'] * n.kwargs['config']['max_steps']})"
+    if n.target == f"{__name__}:build_rl":
+        metrics = os.path.join(scratch, "metrics.jsonl")
+        with open(metrics, "rb") if os.path.isfile(metrics) else open(os.devnull, "rb") as f:
+            steps = sum(1 for _ in f)
+        return f" (step {steps}/{n.kwargs['config']['rounds'] * n.kwargs['config']['max_steps']})"
+    from cotlab.policy.pretrain import PRETRAIN_TIERS
+
+    done = [int(name[5:]) for name in os.listdir(scratch) if name.startswith("step-") and name[5:].isdigit()]
+    return f" (step {max(done, default=0)}/{PRETRAIN_TIERS[n.kwargs['tier']].steps})"
 
 
 def run_node(n: Node) -> None:
