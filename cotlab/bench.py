@@ -262,6 +262,19 @@ def write_json(result: dict, path) -> Path:
 STEP_PHASES = ("sampling", "scoring", "reference", "update")
 
 
+def _real_sampling(fn):
+    """Step benchmarks time real sampling: rollout reuse (`cotlab.training.buffer.ROLLOUTS`) is off while they run,
+    since their repeats sample the same calls with the same weights."""
+    @functools.wraps(fn)
+    def timed(*args, **kwargs):
+        from cotlab.training.buffer import ROLLOUTS
+
+        with ROLLOUTS.off():
+            return fn(*args, **kwargs)
+    return timed
+
+
+@_real_sampling
 def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed: int = 0, threads: int | None = None,
                   compare_plain: bool = False, profile: bool = True) -> dict:
     """Seconds per optimizer step of GRPO and of DPO with the aligned configs of preset `tier`, split into sampling
@@ -404,6 +417,7 @@ def format_rl_step(result: dict) -> str:
     return "\n".join(lines)
 
 
+@_real_sampling
 def bench_scaling(tier: str = "default", group_sizes=(2, 4, 8), prompts=(4, 8, 16), grids=(4, 6, 8, 11),
                   steps: int = 2, seed: int = 0, threads: int | None = None) -> dict:
     """How a GRPO step's seconds grow along three axes, one at a time, from the `tier` preset (random policy of the

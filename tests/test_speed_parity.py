@@ -87,3 +87,13 @@ def test_rollouts_are_shared_across_processes_through_a_directory(monkeypatch, t
     assert buffer.ROLLOUTS.hits == 1
     assert torch.equal(again.tokens, fresh.tokens) and torch.equal(again.old_logprobs, fresh.old_logprobs)
     assert torch.equal(again.rewards, fresh.rewards)
+
+
+def test_step_benchmarks_time_real_sampling_not_reuse():
+    from cotlab.bench import bench_rl_step
+    from cotlab.training.buffer import ROLLOUTS
+
+    hits = ROLLOUTS.hits
+    result = bench_rl_step(tier="smoke", steps=1, repeats=2, profile=False)
+    assert ROLLOUTS.hits == hits and ROLLOUTS.enabled
+    assert result["dpo"]["sampling"] > 0.1 * result["grpo"]["sampling"]

@@ -15,6 +15,7 @@ run's own reward model) in a few milliseconds.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -87,9 +88,21 @@ class RolloutCache:
         self.memory: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.models = weakref.WeakKeyDictionary()  # model -> (versions when first seen, weights digest)
         self.hits = self.misses = 0
+        self.enabled = True
+
+    @contextlib.contextmanager
+    def off(self):
+        """No reuse for the duration (benchmarks time real sampling)."""
+        was, self.enabled = self.enabled, False
+        try:
+            yield
+        finally:
+            self.enabled = was
 
     def key(self, policy, request: dict) -> str | None:
         """The cache key of a sampling call `request` with `policy`, or None when it is not to be cached."""
+        if not self.enabled:
+            return None
         model = policy.model
         tensors = list(model.state_dict(keep_vars=True).items())
         if model.training or any(t.device.type != "cpu" or t.is_inference() for _, t in tensors):
