@@ -33,7 +33,7 @@ def comparison(id_gap: float, ood_gap: float, colour_gap: float = 0.0, noise: fl
 
 @pytest.mark.parametrize("id_gap, ood_gap, verdicts", [
     (-0.2, 0.2, ["replicated", "replicated"]),  # DPO ahead ID, GRPO ahead OOD: the paper's direction
-    (0.2, -0.2, ["not replicated", "not replicated"]),
+    (0.2, -0.2, ["contradicted", "contradicted"]),
     (0.0, 0.0, ["inconclusive", "inconclusive"]),
 ])
 def test_algorithm_claims_follow_the_paired_intervals(id_gap, ood_gap, verdicts):
@@ -45,7 +45,7 @@ def test_algorithm_claims_follow_the_paired_intervals(id_gap, ood_gap, verdicts)
 
 def test_colour_claim_reads_the_two_tasks():
     assert algorithm_claims(comparison(0, 0, colour_gap=-0.3))[2]["verdict"] == "replicated"
-    assert algorithm_claims(comparison(0, 0, colour_gap=0.3))[2]["verdict"] == "not replicated"
+    assert algorithm_claims(comparison(0, 0, colour_gap=0.3))[2]["verdict"] == "contradicted"
 
 
 def test_reward_claim_needs_a_ranking_to_mirror():
@@ -55,7 +55,7 @@ def test_reward_claim_needs_a_ranking_to_mirror():
 
     up = [{"GRPO": 0.1, "DPO": 0.0}, {"GRPO": 0.2, "DPO": 0.1}, {"GRPO": 0.3, "DPO": 0.2}]
     assert reward_claim(points([0.1, 0.2, 0.3], up))["verdict"] == "replicated"
-    assert reward_claim(points([0.3, 0.2, 0.1], up))["verdict"] == "not replicated"
+    assert reward_claim(points([0.3, 0.2, 0.1], up))["verdict"] == "contradicted"
     assert reward_claim(points([0.1, 0.2, 0.3], up, half=0.5))["verdict"] == "inconclusive"
 
 

@@ -1,7 +1,7 @@
 """Chapter 9: each claim of the paper against our numbers, read back from the chapters' runs in the run store.
 
 A verdict per claim: **replicated** (our numbers agree, with the 95% interval of the deciding difference excluding 0
-in the paper's direction), **not replicated** (the interval excludes 0 in the other direction), or **inconclusive**
+in the paper's direction), **contradicted** (the interval excludes 0 in the other direction), or **inconclusive**
 (the interval includes 0, or the evidence is split).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ def chapter_results(chapter: str, tier: str, progress: bool = False) -> pd.DataF
 
 
 WHY = {"replicated": "{expected} ahead for every {where}, intervals excluding 0",
-       "not replicated": "the other algorithm ahead for at least one {where}, interval excluding 0",
+       "contradicted": "the other algorithm ahead for at least one {where}, interval excluding 0",
        "inconclusive": "the intervals include 0 for some {where}, and none points the other way"}
 
 
@@ -26,7 +26,7 @@ def _verdict(leads: list[str], expected: str) -> str:
     if all(lead == expected for lead in leads):
         return "replicated"
     if any(lead not in (expected, "neither") for lead in leads):
-        return "not replicated"
+        return "contradicted"
     return "inconclusive"
 
 
@@ -104,7 +104,7 @@ def reward_claim(points: pd.DataFrame) -> dict:
     elif all(r == 1 for r in rhos.values()):
         verdict, why = "replicated", "both algorithms rank the reward models as Best-of-N does"
     elif all(r <= 0 for r in rhos.values()):
-        verdict, why = "not replicated", "neither algorithm's OOD gain increases with Best-of-N generalisation"
+        verdict, why = "contradicted", "neither algorithm's OOD gain increases with Best-of-N generalisation"
     else:
         verdict, why = "inconclusive", "the rankings agree only in part"
     return {"claim": "3. Reward models that generalise better make RL generalise better",
