@@ -70,7 +70,7 @@ def test_scene_for_quotes_an_excerpt_of_an_impossible_prompt():
     ({"num_train": 0}, "num_train must be at least 1, got 0"),
     ({"num_val": "3"}, r"num_val must be an int, got '3' \(str\)"),
     ({"num_train": False}, "num_train must be an int"),
-    ({"num_train": 100_000}, f"num_train \\+ num_val = 100300 .*MAX_PROMPTS_PER_CATEGORY = {MAX_PROMPTS_PER_CATEGORY}"),
+    ({"num_train": 100_000}, f"num_train \\+ num_dev \\+ num_val = 100400 .*MAX_PROMPTS_PER_CATEGORY = {MAX_PROMPTS_PER_CATEGORY}"),
 ])
 @pytest.mark.parametrize("suite", ["compbench", "geneval"])
 def test_load_suite_names_a_bad_argument_before_generating(suite, kwargs, message):
@@ -87,5 +87,5 @@ def test_numpy_ints_are_ints():
 
 @pytest.mark.slow
 def test_every_category_fills_the_maximum():
-    prompts = w.load_suite("compbench", "all", num_train=MAX_PROMPTS_PER_CATEGORY - 1, num_val=1)
+    prompts = w.load_suite("compbench", "all", num_train=MAX_PROMPTS_PER_CATEGORY - 2, num_dev=1, num_val=1)
     assert len(prompts) == MAX_PROMPTS_PER_CATEGORY * len(w.COMPBENCH_CATEGORIES)

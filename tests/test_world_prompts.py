@@ -24,10 +24,12 @@ def geneval():
 
 
 def test_suite_sizes_and_splits(compbench, geneval):
-    train, val = w.load_suite("compbench", "train"), w.load_suite("compbench", "val")
-    assert Counter(p.category for p in train) == {c: 700 for c in w.COMPBENCH_CATEGORIES}
+    train, dev, val = (w.load_suite("compbench", split) for split in ("train", "dev", "val"))
+    assert Counter(p.category for p in train) == {c: 600 for c in w.COMPBENCH_CATEGORIES}
+    assert Counter(p.category for p in dev) == {c: 100 for c in w.COMPBENCH_CATEGORIES}
     assert Counter(p.category for p in val) == {c: 300 for c in w.COMPBENCH_CATEGORIES}
-    assert not {p.text for p in train} & {p.text for p in val}
+    texts = [{p.text for p in split} for split in (train, dev, val)]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
     assert len({p.text.lower().rstrip(".") for p in compbench}) == 7000
     assert len(geneval) == 553 and Counter(p.category for p in geneval) == w.GENEVAL_TASKS
     small = w.load_suite("compbench", "val", num_train=10, num_val=5)
@@ -200,5 +202,5 @@ def test_score_batch_checks_lengths_and_load_suite_names_valid_choices():
         w.score_batch(["a circle", "a square"], [w.render(w.Scene())])
     with pytest.raises(ValueError, match="compbench, geneval"):
         w.load_suite("drawbench")
-    with pytest.raises(ValueError, match="train, val, all"):
+    with pytest.raises(ValueError, match="train, dev, val, val-seen, val-heldout, all"):
         w.load_suite("compbench", "test")

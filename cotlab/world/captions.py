@@ -4,11 +4,22 @@ A caption describes a random scene truthfully: some or all of its objects, each 
 attributes, sometimes counted, sometimes related, in phrasings drawn from both suites' surface forms and a few
 more. Every caption is checked against its scene with the exact scorer, so the image always satisfies its caption.
 The suites are built by another procedure (prompt first, then a scene made for it) and are never sampled here.
+
+Hold-outs (issue 19, level L3). `CaptionConfig.holdout` names a hold-out of `cotlab.world.HOLDOUTS` held out of
+pretraining too (`pretraining=True`: "L3-above-below", "L3-count-four"), or "L0" (nothing, the default). A caption
+that touches it (`HoldOut.touches`: the relation in any wording, the numeral, ...) is never produced: like a caption
+the scorer rejects, the whole draw (scene and caption) is redrawn. The distribution is then the old one conditioned
+on not touching the hold-out, p(scene, caption | caption does not touch it): of all distributions with no touching
+caption, the one closest to the old (it minimises KL(new || old)), and every allowed caption keeps its relative odds.
+"L0" touches nothing and is never checked, so it draws exactly the captions (and random numbers) it always did.
+Measured on 4,000 default draws: 7.6% of captions touch "L3-above-below" (redrawn; mean objects per scene 2.48 ->
+2.44); none touches "L3-count-four" (none in 15,000: captions count only to two), so its captions are the default's.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .holdout import HOLDOUTS, HoldOut
 from .language import Entity, phrase_text
 from .scene import Scene, as_rng, random_scene
 from .scoring import relative_position, satisfies, touching
@@ -25,6 +36,20 @@ class CaptionConfig:
     relation_prob: float = 0.3  # add one true relation between two described objects
     subset_prob: float = 0.3  # describe only some of the objects ("a" means at least one)
     prefix_prob: float = 0.3  # open with "a photo of" / "an image of" / "there is"
+    holdout: str = "L0"  # a hold-out kept out of the captions ("L0": none; else one with pretraining=True, L3)
+
+    def __post_init__(self):
+        allowed = [n for n, h in HOLDOUTS.items() if h.empty or h.pretraining]
+        if not isinstance(self.holdout, str) or self.holdout not in allowed:
+            known = isinstance(self.holdout, str) and self.holdout in HOLDOUTS
+            kind = "a hold-out of RL only (pretraining=False)" if known else "not a hold-out"
+            raise ValueError(f"CaptionConfig.holdout={self.holdout!r} is {kind}; captions hold out nothing (L0) or "
+                             f"what a hold-out keeps out of pretraining (L3): {', '.join(allowed)}")
+
+    @property
+    def held_out(self) -> HoldOut:
+        """The `HoldOut` no caption touches."""
+        return HOLDOUTS[self.holdout]
 
 
 SPATIAL_WORDS = {"left of": ("left of", "on the left of", "to the left of"),
@@ -90,12 +115,14 @@ def _phrase(e: Entity, rng, cfg: CaptionConfig) -> str:
 
 def captioned_scene(rng, cfg: CaptionConfig = CaptionConfig()) -> tuple[Scene, str]:
     """A random scene and a true caption of it. Numerals are exact counts, so a caption that counts a group while
-    describing only part of the scene is re-drawn until the scorer accepts it."""
+    describing only part of the scene is re-drawn until the scorer accepts it; so is one that touches the config's
+    hold-out (module docstring)."""
     rng = as_rng(rng)
+    held = cfg.held_out
     while True:
         scene = random_scene(rng, max_objects=cfg.max_objects)
         text = caption(scene, rng, cfg)
-        if satisfies(text, scene):
+        if satisfies(text, scene) and not held.touches(text):
             return scene, text
 
 

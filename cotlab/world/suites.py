@@ -1,34 +1,53 @@
 """The two prompt suites: "compbench" (in-domain, T2I-CompBench style) and "geneval" (out-of-domain, GenEval style).
 
 How they differ, as the real ones do:
-* compbench: 7 categories x 1000 prompts (700 train / 300 val, split by seed). Descriptive phrasing with variation:
-  shapes as nouns or as adjectives on a generic noun ("a round red object", CompBench's shape-attribute style),
-  texture and size adjectives with synonyms, relations as "on the left of" / "on the top of" / "on the bottom of",
-  non-spatial relations (bigger, smaller, the same colour, touching), multi-attribute complex prompts, numerals
+* compbench: 7 categories x 1000 prompts (600 train / 100 dev / 300 val, split by seed). Descriptive phrasing with
+  variation: shapes as nouns or as adjectives on a generic noun ("a round red object", CompBench's shape-attribute
+  style), texture and size adjectives with synonyms, relations as "on the left of" / "on the top of" / "on the bottom
+  of", non-spatial relations (bigger, smaller, the same colour, touching), multi-attribute complex prompts, numerals
   for several phrases at once, optional capitals and full stops.
 * geneval: 553 prompts, tasks single_object 80, two_object 99, counting 80, colors 94, position 100, color_attr 100.
   One template per task, always "a photo of ...", shapes only as nouns, no textures or sizes, relations as
   "left of" / "above" / "below". Metadata carries GenEval's own `include` / `exclude` fields.
+
+Splits. compbench: "train" is for RL, "dev" for every tuning choice, "val" for reported numbers (OOD is never used
+for a choice). Each category's prompts are drawn, then permuted by seed: train takes the first `num_train`, dev the
+next `num_dev`, val the last `num_val`. The defaults make the same 1,000 prompts per category, in the same order, as
+the former 700 / 300 split, so val is the same 300 prompts as before dev existed and train + dev is the former train.
+geneval: "test" (all 553). "all": every prompt of the suite.
+
+Hold-outs (`cotlab.world.holdout`, `holdout=` a name of `HOLDOUTS` or a `HoldOut`; "L0", the default, holds nothing
+out). Prompts that touch the hold-out are dropped from "train" and "dev"; "val" is split into "val-seen" (not
+touching) and "val-heldout" (touching); geneval gets "test-seen" (the 553 that do not touch it) and "test-heldout", a
+held-out variant of each task that can touch it: every touching prompt of the 553, topped up to at least
+`HELDOUT_TEST_SIZE` (100) in all. The 100 are shared among those tasks in GenEval's proportions (largest remainders),
+and a task short of its share gets more of its own touching prompts (its template, GenEval's metadata), each extra
+one the least frequent touching prompt of the task so far, ties in an order seeded by `seed`. "val", "test" and
+"all" do not depend on the hold-out. An empty split is an error, never an empty list: a held-out split of "L0", or a
+split the hold-out empties.
 
 Overlap (what a model trained on compbench has seen of geneval): colour binding of two objects (geneval's colors and
 color_attr vs compbench's color), left/right relations between shapes (position vs spatial: same facts, different
 words for above/below), and counting (counting vs numeracy). Skills only geneval stresses: bare single objects and
 two-object co-occurrence without attributes, in its template. With ShapeWorld's 5 shapes and 10 colours, geneval's
 small tasks repeat prompts (5 distinct single_object prompts fill 80 slots) as GenEval would with fewer classes.
+`cotlab.world.holdout.twin_overlap` measures how many OOD prompts mean exactly what some ID prompt means.
 
-Limits, checked before anything is generated: `seed` is a non-negative int, `num_train` and `num_val` positive ints
-(bools refused), and compbench makes at most `MAX_PROMPTS_PER_CATEGORY` (10,000) distinct prompts per category
-(`num_train + num_val`). Every category has several times more surface forms than that (in 100,000 draws the
-smallest, spatial, gave 30,107 distinct prompts, and 14,067 within 30,000 draws), so the cap is met within about
-two draws per prompt, in about a second per category; the default (1,000) is a tenth of it.
+Limits, checked before anything is generated: `seed` is a non-negative int, `num_train`, `num_dev` and `num_val`
+positive ints (bools refused), and compbench makes at most `MAX_PROMPTS_PER_CATEGORY` (10,000) distinct prompts per
+category (`num_train + num_dev + num_val`). Every category has several times more surface forms than that (in
+100,000 draws the smallest, spatial, gave 30,107 distinct prompts, and 14,067 within 30,000 draws), so the cap is met
+within about two draws per prompt, in about a second per category; the default (1,000) is a tenth of it.
 """
 from __future__ import annotations
 
+from collections import Counter
 from functools import lru_cache
 from numbers import Integral
 
 import numpy as np
 
+from .holdout import HOLDOUTS, HoldOut, check_holdout
 from .language import (
     NONSPATIAL_RELATIONS, NUMBER_WORDS, SPATIAL_RELATIONS, Entity, Prompt, PromptSpec, Relation, phrase_text,
 )
@@ -38,8 +57,11 @@ COMPBENCH_CATEGORIES = ("color", "shape", "texture", "spatial", "non_spatial", "
 GENEVAL_TASKS = {"single_object": 80, "two_object": 99, "counting": 80, "colors": 94, "position": 100,
                  "color_attr": 100}
 SUITES = {"compbench": COMPBENCH_CATEGORIES, "geneval": tuple(GENEVAL_TASKS)}
-SPLITS = {"compbench": ("train", "val", "all"), "geneval": ("test", "all")}
+SPLITS = {"compbench": ("train", "dev", "val", "val-seen", "val-heldout", "all"),
+          "geneval": ("test", "test-seen", "test-heldout", "all")}
+HELDOUT_SPLITS = ("val-heldout", "test-heldout")
 MAX_PROMPTS_PER_CATEGORY = 10_000
+HELDOUT_TEST_SIZE = 100
 
 ID_RELATION_WORDS = {
     "left of": ("on the left of", "to the left of"), "right of": ("on the right of", "to the right of"),
@@ -180,8 +202,8 @@ def _compbench_prompt(rng, category: str) -> tuple[PromptSpec, str]:
     return spec, _style(rng, text)
 
 
-def _geneval_prompt(task: str, choice) -> tuple[PromptSpec, str, dict]:
-    """GenEval's template for a task, and its `include` / `exclude` metadata."""
+def _geneval_prompt(task: str, choice) -> Prompt:
+    """GenEval's template for a task, with its `include` / `exclude` metadata."""
     if task == "single_object":
         (s,) = choice
         spec = PromptSpec((Entity(shape=s),))
@@ -216,7 +238,7 @@ def _geneval_prompt(task: str, choice) -> tuple[PromptSpec, str, dict]:
     meta = {"tag": task, "include": include}
     if exclude:
         meta["exclude"] = exclude
-    return spec, f"a photo of {body}", meta
+    return Prompt(f"a photo of {body}", task, {**spec.to_meta(), **meta}, "geneval")
 
 
 def _geneval_choices(task: str) -> list[tuple]:
@@ -235,7 +257,8 @@ def _geneval_choices(task: str) -> list[tuple]:
 
 
 @lru_cache(maxsize=16)
-def _build(name: str, seed: int, num_train: int, num_val: int) -> dict[str, tuple[Prompt, ...]]:
+def _build(name: str, seed: int, num_train: int, num_dev: int, num_val: int) -> dict[str, tuple[Prompt, ...]]:
+    """The splits that do not depend on a hold-out."""
     rng = as_rng(np.random.default_rng([seed, sum(map(ord, name))]))
     if name == "geneval":
         prompts = []
@@ -245,29 +268,81 @@ def _build(name: str, seed: int, num_train: int, num_val: int) -> dict[str, tupl
             picks = []
             while len(picks) < n:
                 picks += [choices[i] for i in rng.permutation(len(choices))]
-            for choice in picks[:n]:
-                spec, text, meta = _geneval_prompt(task, choice)
-                prompts.append(Prompt(text, task, {**spec.to_meta(), **meta}, "geneval"))
+            prompts += [_geneval_prompt(task, choice) for choice in picks[:n]]
         prompts = tuple(prompts)
         return {"test": prompts, "all": prompts}
-    train, val = [], []
+    splits = {"train": [], "dev": [], "val": []}
+    total = num_train + num_dev + num_val
     for category in COMPBENCH_CATEGORIES:
         seen, made = set(), []
         attempts = 0
-        while len(made) < num_train + num_val:
+        while len(made) < total:
             attempts += 1
-            if attempts > 50 * (num_train + num_val):
-                raise RuntimeError(f"could not make {num_train + num_val} distinct {category} prompts")
+            if attempts > 50 * total:
+                raise RuntimeError(f"could not make {total} distinct {category} prompts")
             spec, text = _compbench_prompt(rng, category)
             key = text.lower().rstrip(".")
             if key in seen:
                 continue
             seen.add(key)
             made.append(Prompt(text, category, {"category": category, **spec.to_meta()}, "compbench"))
-        order = rng.permutation(len(made))
-        train += [made[i] for i in order[:num_train]]
-        val += [made[i] for i in order[num_train:]]
-    return {"train": tuple(train), "val": tuple(val), "all": tuple(train + val)}
+        order = rng.permutation(total)
+        splits["train"] += [made[i] for i in order[:num_train]]
+        splits["dev"] += [made[i] for i in order[num_train:num_train + num_dev]]
+        splits["val"] += [made[i] for i in order[num_train + num_dev:]]
+    splits = {k: tuple(v) for k, v in splits.items()}
+    return {**splits, "all": splits["train"] + splits["dev"] + splits["val"]}
+
+
+def _apportion(total: int, weights: dict[str, int]) -> dict[str, int]:
+    """`total` shared in proportion to `weights` by largest remainders (ties to the first key)."""
+    exact = {k: total * w / sum(weights.values()) for k, w in weights.items()}
+    shares = {k: int(x) for k, x in exact.items()}
+    for k in sorted(exact, key=lambda k: shares[k] - exact[k])[:total - sum(shares.values())]:
+        shares[k] += 1
+    return shares
+
+
+def _top_up(rng, pool: list[Prompt], have: list[Prompt], n: int) -> list[Prompt]:
+    """`n` more prompts of `pool`, each the least frequent so far in `have` and the picks (ties in a seeded order)."""
+    counts = Counter(p.text for p in have)
+    order = [pool[i] for i in rng.permutation(len(pool))] if n > 0 else []
+    picks = []
+    for _ in range(n):
+        pick = min(order, key=lambda p: counts[p.text])
+        counts[pick.text] += 1
+        picks.append(pick)
+    return picks
+
+
+def _geneval_heldout(test: tuple[Prompt, ...], holdout: HoldOut, seed: int) -> tuple[Prompt, ...]:
+    """Every prompt of `test` touching `holdout`, each task topped up to its share of `HELDOUT_TEST_SIZE`."""
+    rng = np.random.default_rng([seed, sum(map(ord, "geneval-heldout"))])
+    pools = {task: [p for p in (_geneval_prompt(task, c) for c in _geneval_choices(task)) if holdout.touches(p)]
+             for task in GENEVAL_TASKS}
+    pools = {task: pool for task, pool in pools.items() if pool}
+    if not pools:
+        return ()
+    shares = _apportion(HELDOUT_TEST_SIZE, {task: GENEVAL_TASKS[task] for task in pools})
+    out = []
+    for task, share in shares.items():
+        touching = [p for p in test if p.category == task and holdout.touches(p)]
+        out += touching + _top_up(rng, pools[task], touching, share - len(touching))
+    return tuple(out)
+
+
+@lru_cache(maxsize=32)
+def _splits(name: str, seed: int, num_train: int, num_dev: int, num_val: int,
+            holdout: HoldOut) -> dict[str, tuple[Prompt, ...]]:
+    """Every split of a suite under a hold-out."""
+    def part(prompts, touching=False):
+        return tuple(p for p in prompts if holdout.touches(p) == touching)
+
+    base = _build(name, seed, num_train, num_dev, num_val)
+    if name == "geneval":
+        return {**base, "test-seen": part(base["test"]), "test-heldout": _geneval_heldout(base["test"], holdout, seed)}
+    return {**base, "train": part(base["train"]), "dev": part(base["dev"]), "val-seen": part(base["val"]),
+            "val-heldout": part(base["val"], touching=True)}
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -279,26 +354,47 @@ def _check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def check_sizes(seed, num_train, num_val) -> tuple[int, int, int]:
+def check_sizes(seed, num_train, num_dev, num_val) -> tuple[int, int, int, int]:
     """Validate `load_suite`'s seed and counts (see the module docstring) before generating anything."""
     seed = _check_int("seed", seed, 0)
-    num_train, num_val = _check_int("num_train", num_train, 1), _check_int("num_val", num_val, 1)
-    if num_train + num_val > MAX_PROMPTS_PER_CATEGORY:
-        raise ValueError(f"num_train + num_val = {num_train + num_val} distinct prompts per category is more than "
-                         f"compbench makes (MAX_PROMPTS_PER_CATEGORY = {MAX_PROMPTS_PER_CATEGORY}); lower num_train "
-                         f"or num_val")
-    return seed, num_train, num_val
+    num_train, num_dev, num_val = (_check_int(name, value, 1) for name, value in
+                                   (("num_train", num_train), ("num_dev", num_dev), ("num_val", num_val)))
+    total = num_train + num_dev + num_val
+    if total > MAX_PROMPTS_PER_CATEGORY:
+        raise ValueError(f"num_train + num_dev + num_val = {total} distinct prompts per category is more than "
+                         f"compbench makes (MAX_PROMPTS_PER_CATEGORY = {MAX_PROMPTS_PER_CATEGORY}); lower num_train, "
+                         f"num_dev or num_val")
+    return seed, num_train, num_dev, num_val
 
 
-def load_suite(name: str, split: str | None = None, *, seed: int = 0, num_train: int = 700,
-               num_val: int = 300) -> list[Prompt]:
-    """The prompts of a suite. compbench: split "train" (default), "val" or "all"; geneval: "test" (default) or "all".
-    Fixed by `seed`; the same arguments always give the same prompts. `num_train` / `num_val`: compbench prompts per
-    category in each split (geneval has its fixed 553); limits in the module docstring."""
+def load_suite(name: str, split: str | None = None, *, seed: int = 0, num_train: int = 600, num_dev: int = 100,
+               num_val: int = 300, holdout: str | HoldOut = "L0") -> list[Prompt]:
+    """The prompts of a suite. compbench: split "train" (default, for RL), "dev" (for tuning), "val" (reported),
+    "val-seen", "val-heldout" or "all"; geneval: "test" (default), "test-seen", "test-heldout" or "all".
+    Fixed by `seed`; the same arguments always give the same prompts. `num_train` / `num_dev` / `num_val`: compbench
+    prompts per category in each split before a hold-out filters them (geneval has its fixed 553); limits in the
+    module docstring. `holdout`: a name of `cotlab.world.HOLDOUTS` or a `HoldOut`; what it does to each split is in
+    the module docstring. A split that comes out empty raises ValueError."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; the suites are: {', '.join(SUITES)}")
     split = split or SPLITS[name][0]
     if split not in SPLITS[name]:
         raise ValueError(f"unknown split {split!r} for suite {name!r}; its splits are: {', '.join(SPLITS[name])}")
-    seed, num_train, num_val = check_sizes(seed, num_train, num_val)
-    return list(_build(name, seed, num_train, num_val)[split])
+    holdout = check_holdout(holdout)
+    if holdout.empty and split in HELDOUT_SPLITS:
+        raise _empty_split(name, split, holdout)
+    seed, num_train, num_dev, num_val = check_sizes(seed, num_train, num_dev, num_val)
+    prompts = _splits(name, seed, num_train, num_dev, num_val, holdout)[split]
+    if not prompts:
+        raise _empty_split(name, split, holdout)
+    return list(prompts)
+
+
+def _empty_split(name: str, split: str, holdout: HoldOut) -> ValueError:
+    if split not in HELDOUT_SPLITS:
+        return ValueError(f"hold-out {holdout.name!r} touches every prompt of {name}'s {split!r}, leaving it empty; "
+                          f"hold out less")
+    why = "it holds nothing out" if holdout.empty else f"no prompt of {name} touches it"
+    return ValueError(f"{name}'s {split!r} is empty under hold-out {holdout.name!r} ({why}); ask for "
+                      f"{split.split('-')[0]!r}, or name a hold-out that holds something out: "
+                      f"{', '.join(n for n, h in HOLDOUTS.items() if not h.empty)}")
