@@ -38,3 +38,34 @@ def test_compbench_is_evaluated_on_its_held_out_split_by_default():
     result = evaluate_policy(policy, "compbench", images_per_prompt=1, prompts_per_category=1, progress=False)
     val = {p.text for p in load_suite("compbench", "val")}
     assert result.card.split == "val" and set(result.images["prompt"]) <= val
+
+
+@pytest.mark.parametrize("suite", ["compbench", "geneval"])
+def test_scores_give_both_metrics_and_the_headline_value_of_summary(suite):
+    policy = build_shapeworld_policy("tiny", seed=0)
+    result = evaluate_policy(policy, suite, images_per_prompt=2, seeds=(0, 1), prompts_per_category=2,
+                             guidance_scale=3.0, progress=False)
+    scores, summary = result.scores(n_boot=200), result.summary()
+    assert list(scores.columns) == ["continuous", "accuracy", "value", "se"]
+    assert list(scores.index) == list(summary.index)
+    np.testing.assert_allclose(scores["value"], summary.iloc[:, 0], atol=1e-12)
+    headline = "accuracy" if suite == "geneval" else "continuous"
+    np.testing.assert_allclose(scores["value"], scores[headline])
+    images = result.images
+    first = images["category"].iloc[0]
+    assert scores.loc[first, "accuracy"] == pytest.approx(images[images["category"] == first]["correct"].mean())
+    assert (scores["se"] >= 0).all() and scores.loc["overall", "se"] <= scores["se"].drop("overall").max()
+
+
+def test_image_bootstrap_se_matches_the_standard_error_of_a_mean():
+    from cotlab.evaluation import image_bootstrap_se
+
+    x = np.random.default_rng(0).random(400)
+    assert image_bootstrap_se(x, n_boot=4000) == pytest.approx(x.std() / np.sqrt(x.size), rel=0.06)
+    # Stratified: the mean of two category means has se sqrt(se1^2 + se2^2) / 2.
+    y = np.random.default_rng(1).random(100) * 3
+    both = image_bootstrap_se(np.r_[x, y], strata=[0] * 400 + [1] * 100, n_boot=4000)
+    expected = np.sqrt(x.var() / 400 + y.var() / 100) / 2
+    assert both == pytest.approx(expected, rel=0.06)
+    assert image_bootstrap_se(np.ones(50)) == 0.0
+    assert image_bootstrap_se(x, seed=3) == image_bootstrap_se(x, seed=3)

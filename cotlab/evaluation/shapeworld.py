@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from cotlab import __version__
-from cotlab.world import SuiteReport, aggregate, load_suite, score_batch
+from cotlab.world import SuiteReport, aggregate, load_suite, meaning_twins, score_batch
 
 
 def code_version() -> str:
@@ -64,8 +64,47 @@ class EvalResult:
                 mean, half = mean_ci(xs)
                 out[cat][key], out[cat][f"{key} ±95%"] = mean, half
         table = pd.DataFrame(out).T
-        metric = "accuracy" if self.card.suite == "geneval" else "value"
+        metric = headline_metric(self.card.suite)
         return table[[metric, f"{metric} ±95%"]]
+
+    def scores(self, n_boot: int = 2000) -> pd.DataFrame:
+        """Per category, and "overall" last: both metrics on every suite and the headline one with its per-image
+        bootstrap standard error, from all images of all seeds.
+
+        Columns: continuous (mean continuous value), accuracy (fraction judged correct), value (the suite's headline
+        metric: continuous for CompBench-style, accuracy for GenEval-style, as each benchmark reports), se (bootstrap
+        SE of value: images resampled within the category; for overall, within every category, which keeps the
+        benchmark's mean of category means, `image_bootstrap_se`). With the same images per prompt and prompts per
+        seed, a category's pooled mean equals the mean over seeds of its per-seed means, so value matches `summary`."""
+        images = self.images.assign(correct=self.images["correct"].astype(float))
+        headline = "value" if headline_metric(self.card.suite) == "value" else "correct"
+        groups = dict(tuple(images.groupby("category", sort=False)))
+        rows = {c: {"continuous": g["value"].mean(), "accuracy": g["correct"].mean(), "value": g[headline].mean(),
+                    "se": image_bootstrap_se(g[headline], n_boot=n_boot)} for c, g in groups.items()}
+        table = pd.DataFrame(rows).T
+        overall = table[["continuous", "accuracy", "value"]].mean()
+        overall["se"] = image_bootstrap_se(images[headline], strata=images["category"], n_boot=n_boot)
+        return pd.concat([table, overall.to_frame("overall").T])
+
+
+def headline_metric(suite: str) -> str:
+    """The metric a suite's benchmark reports: GenEval accuracy, T2I-CompBench the mean continuous value."""
+    return "accuracy" if suite == "geneval" else "value"
+
+
+def image_bootstrap_se(values, strata=None, n_boot: int = 2000, seed: int = 0) -> float:
+    """Per-image bootstrap standard error of a suite score (Efron & Tibshirani 1993, ch. 6), seeded.
+
+    Without strata the score is the mean of per-image values; with strata (categories) it is the mean of the
+    category means, and images are resampled within each category (stratified bootstrap), so each keeps its size."""
+    x = np.asarray(values, dtype=float)
+    labels = np.zeros(x.size, dtype=int) if strata is None else pd.factorize(np.asarray(strata))[0]
+    rng = np.random.default_rng(seed)
+    means = []
+    for k in range(labels.max() + 1):
+        xk = x[labels == k]
+        means.append(xk[rng.integers(0, xk.size, (n_boot, xk.size))].mean(axis=1))
+    return float(np.mean(means, axis=0).std(ddof=1))
 
 
 def mean_ci(xs, confidence: float = 0.95) -> tuple[float, float]:
@@ -110,13 +149,20 @@ def chance_reports(suite: str, split: str | None = None, *, images_per_prompt: i
 def evaluate_policy(policy, suite: str, split: str | None = None, *, images_per_prompt: int = 4,
                     guidance_scale: float = 5.0, temperature: float = 1.0, top_k: int = 0, seeds=(0,),
                     prompts_per_category: int | None = None, batch_images: int = 128, policy_name: str = "policy",
-                    reward: str = "none", tier: str = "", progress: bool = True) -> EvalResult:
+                    reward: str = "none", tier: str = "", holdout: str = "L0", twin_free: bool = False,
+                    progress: bool = True) -> EvalResult:
     """Sample `images_per_prompt` images per prompt for each seed and score them exactly.
 
     `prompts_per_category` evaluates the first n prompts of each category (all when None) — the same prompts for
-    every seed and every policy, so that comparisons are paired."""
+    every seed and every policy, so that comparisons are paired. `holdout` (a name of `cotlab.world.HOLDOUTS`) selects
+    the parts of a hold-out's splits ("val-heldout", "test-seen", ...); `twin_free` keeps only the prompts without a
+    meaning twin among the hold-out's ID training prompts (`cotlab.world.meaning_twins`)."""
     split = split or ("val" if suite == "compbench" else "test")  # held-out prompts by default, never training ones
-    prompts = first_per_category(load_suite(suite, split), prompts_per_category)
+    prompts = load_suite(suite, split, holdout=holdout)
+    if twin_free:
+        twins = meaning_twins(prompts, load_suite("compbench", "train", holdout=holdout))
+        prompts = [p for p, twin in zip(prompts, twins) if not twin]
+    prompts = first_per_category(prompts, prompts_per_category)
     per_call = max(1, batch_images // images_per_prompt)
     reports, rows = [], []
     for seed in seeds:
