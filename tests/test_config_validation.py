@@ -42,6 +42,9 @@ BAD_SHARED = {
     "logprob_mode": ["full"],
     "mixed_precision": [False, "fp8"],
     "lean_logprobs": [1, "yes"],
+    "holdout": ["L9", None, 3, "l0"],
+    "probe_every": [-1, 2.5, True],
+    "probe_prompts": [0, 1.5, None],
     "gradient_checkpointing": [0],
     "output_dir": [3],
 }
@@ -204,3 +207,12 @@ def test_learned_reward_config_cross_rule_and_options():
 
 def test_rl_config_defaults_construct():
     assert RLConfig().max_steps == 100 and GRPOConfig() and DPOConfig()
+
+
+def test_a_pretraining_hold_out_needs_the_base_pretrained_without_it():
+    from cotlab.training import GRPOConfig
+
+    with pytest.raises(ConfigError, match="use policy='default-L3-above-below'"):
+        GRPOConfig(holdout="L3-above-below", policy="default")
+    assert GRPOConfig(holdout="L3-above-below", policy="default-L3-above-below").policy == "default-L3-above-below"
+    assert GRPOConfig(holdout="L2-above-below", policy="default").holdout == "L2-above-below"

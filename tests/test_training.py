@@ -143,7 +143,7 @@ def test_aligned_presets_spend_equal_budgets(base, tmp_path):
 @pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig, functools.partial(DPOConfig, sampling="online")],
                          ids=["grpo", "dpo", "dpo-online"])
 def test_killed_and_resumed_run_is_identical(base, tmp_path, cls):
-    cfg = tiny(cls, max_steps=3, rounds=2, save_steps=1, beta=0.1, reference="round_start")
+    cfg = tiny(cls, max_steps=3, rounds=2, save_steps=1, beta=0.1, reference="round_start", probe_every=2, probe_prompts=3)
     whole = make(cfg.replace(output_dir=str(tmp_path / "whole")), base)
     whole.train()
     killed = make(cfg.replace(output_dir=str(tmp_path / "killed")), base)
@@ -323,3 +323,33 @@ def test_a_composite_reward_logs_each_component(base, cls):
     row = trainer.train_step(0, 0)
     assert row["reward_mean"] == pytest.approx(2 * row["reward_metric_mean"])
     assert row["reward_2*metric_mean"] == row["reward_mean"]
+
+
+@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
+def test_the_probe_measures_without_changing_training(base, cls):
+    cfg = tiny(cls, max_steps=4, beta=0.1, report_to=())
+    plain = make(cfg, base)
+    plain.train()
+    probed = make(cfg.replace(probe_every=2, probe_prompts=4), base)
+    probed.train()
+    keys = ("probe_reward_mean", "probe_kl")
+    assert [r["step"] for r in probed.history if "probe_kl" in r] == [2, 4]
+    drop = ("seconds", *keys)
+    assert ([{k: v for k, v in r.items() if not k.startswith(drop)} for r in probed.history]
+            == [{k: v for k, v in r.items() if not k.startswith(drop)} for r in plain.history])
+    for (name, a), b in zip(plain.policy.model.state_dict().items(), probed.policy.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert len(probed.probe_set) == 4 and set(probed.probe_set) <= {p.text for p in w.load_suite("compbench", "dev")}
+
+
+@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
+def test_the_probe_reads_zero_kl_and_the_same_draws_while_the_weights_stay_the_base(base, cls):
+    cfg = tiny(cls, max_steps=4, beta=0.1, learning_rate=0.0, probe_every=2, probe_prompts=4, report_to=())
+    trainer = make(cfg, base)
+    trainer.train()
+    probes = [r for r in trainer.history if "probe_kl" in r]
+    assert all(abs(r["probe_kl"]) < 1e-4 for r in probes)
+    assert probes[0]["probe_reward_mean"] == probes[1]["probe_reward_mean"]  # the same draws, the same weights
+    moved = make(cfg.replace(learning_rate=5e-2, beta=0.0 if cls is GRPOConfig else 0.1), base)
+    moved.train()
+    assert [r["probe_kl"] for r in moved.history if "probe_kl" in r][-1] > 1e-3

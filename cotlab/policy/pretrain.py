@@ -20,7 +20,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from cotlab.state_files import load_state, newest_complete, partial_directory, publish_directory, save_state
-from cotlab.world import CaptionConfig, captioned_scene, code_table, scene_codes
+from cotlab.world import HOLDOUTS, CaptionConfig, captioned_scene, code_table, scene_codes
 
 from .shapeworld import build_shapeworld_policy
 
@@ -52,11 +52,37 @@ class PretrainConfig:
             self.captions = CaptionConfig(**self.captions)
 
 
-PRETRAIN_TIERS = {
+BASE_TIERS = {
     "tiny": PretrainConfig(size="tiny", steps=30, batch_size=16, checkpoint_every=10),
     "smoke": PretrainConfig(size="smoke", steps=300, batch_size=32, lr=3e-3),
     "default": PretrainConfig(size="default"),
 }
+# Hold-outs of pretraining (issue 19, level L3): every base tier again, its captions without the hold-out, named
+# "<tier>-<hold-out>" (e.g. "default-L3-above-below"); cached like the base they copy (`base_key`).
+PRETRAIN_HOLDOUTS = tuple(name for name, h in HOLDOUTS.items() if h.pretraining)
+PRETRAIN_TIERS = {**BASE_TIERS, **{f"{tier}-{h}": replace(cfg, captions=replace(cfg.captions, holdout=h))
+                                   for tier, cfg in BASE_TIERS.items() for h in PRETRAIN_HOLDOUTS}}
+
+
+def holdout_tier(tier: str, holdout: str) -> str:
+    """The base tier an RL run with `holdout` starts from: `tier` itself unless the hold-out is one of pretraining
+    too (L3), then "<tier>-<hold-out>". A tier without such a variant (or a checkpoint directory) raises ValueError."""
+    if holdout not in PRETRAIN_HOLDOUTS:
+        return tier
+    name = f"{tier}-{holdout}"
+    if name not in PRETRAIN_TIERS:
+        raise ValueError(f"hold-out {holdout!r} is held out of pretraining too, and policy {tier!r} has no base "
+                         f"pretrained without it; the base tiers that do: {', '.join(BASE_TIERS)}")
+    return name
+
+
+def base_key(cfg: PretrainConfig) -> dict:
+    """The run-store config of a base policy: `asdict(cfg)`, without `captions.holdout` when it is "L0", so that the
+    keys of the bases made before hold-outs existed (every base then held out nothing) are unchanged."""
+    key = asdict(cfg)
+    if key["captions"]["holdout"] == "L0":
+        del key["captions"]["holdout"]
+    return key
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
@@ -188,7 +214,7 @@ def base_policy(tier: str = "default", *, store=None, progress: bool = True):
         raise ValueError(f"unknown pretraining tier {tier!r}; expected one of {', '.join(PRETRAIN_TIERS)}")
     cfg = PRETRAIN_TIERS[tier]
     store = store or RunStore()
-    path = store.get_or_create("base_policy", asdict(cfg), CODE,
+    path = store.get_or_create("base_policy", base_key(cfg), CODE,
                                lambda out, scratch: pretrain(cfg, out, scratch, progress=progress),
                                desc=f"base policy ({tier} tier)")
     return JanusPolicy.from_pretrained(path), path

@@ -5,7 +5,8 @@
     policy = train(cfg)
 """
 from .buffer import Groups, collect_groups, mean_reward, mine_pairs, row_seed
-from .config import ALIGNED_FIELDS, CONFIGS, PRESETS, DPOConfig, GRPOConfig, RLConfig, aligned, preset
+from .config import (ALIGNED_FIELDS, ARMS, CONFIGS, PRESETS, DPOConfig, GRPOConfig, RLConfig, aligned, arm_of,
+                     arm_preset, preset)
 from .dpo import DPOTrainer
 from .grpo import GRPOTrainer
 from .trainer import Trainer, load_policy, training_prompts
@@ -24,6 +25,6 @@ def train(cfg: RLConfig, resume_from=None, overwrite: bool = False, **kwargs):
     return trainer_for(cfg, **kwargs).train(resume_from=resume_from, overwrite=overwrite)
 
 
-__all__ = ["ALIGNED_FIELDS", "CONFIGS", "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "Groups", "PRESETS",
-           "RLConfig", "TRAINERS", "Trainer", "aligned", "collect_groups", "load_policy", "mean_reward", "mine_pairs", "preset",
+__all__ = ["ALIGNED_FIELDS", "ARMS", "CONFIGS", "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "Groups", "PRESETS",
+           "RLConfig", "TRAINERS", "Trainer", "aligned", "arm_of", "arm_preset", "collect_groups", "load_policy", "mean_reward", "mine_pairs", "preset",
            "row_seed", "train", "trainer_for", "training_prompts"]

@@ -16,14 +16,16 @@ from pathlib import Path
 
 from cotlab.checks import ConfigError, ConfigTypeError, Rule, check_fields, load_yaml
 from cotlab.losses import DPO_LOSS_TYPES, GRPO_LOSS_TYPES, SCALE_REWARDS
+from cotlab.policy.pretrain import BASE_TIERS, holdout_tier
+from cotlab.world.holdout import HOLDOUTS
 
 PAIR_SELECTIONS = ("best_worst", "all", "margin")
 REFERENCES = ("base", "round_start")
 DPO_SAMPLINGS = ("offline", "online")
 REPORTERS = ("jsonl", "tensorboard")
 # What must agree for two runs to have spent the same sampling and reward budget.
-ALIGNED_FIELDS = ("policy", "reward", "prompts", "split", "categories", "num_prompts", "seed", "max_steps", "rounds",
-                  "prompts_per_step", "num_generations", "guidance_scale", "temperature", "top_k")
+ALIGNED_FIELDS = ("policy", "reward", "prompts", "split", "holdout", "categories", "num_prompts", "seed", "max_steps",
+                  "rounds", "prompts_per_step", "num_generations", "guidance_scale", "temperature", "top_k")
 
 
 @dataclass
@@ -34,6 +36,7 @@ class RLConfig:
     reward_options: dict = field(default_factory=dict)
     prompts: str = "compbench"  # the prompt suite (in-domain training prompts)
     split: str = "train"
+    holdout: str = "L0"  # a cotlab.world.HOLDOUTS name: what the training prompts leave out ("L0": nothing; issue 19)
     categories: tuple[str, ...] | None = None  # restrict the training prompts (data diversity); None = all
     num_prompts: int | None = None  # keep the first n after shuffling by seed (data volume); None = all
     seed: int = 0
@@ -65,6 +68,8 @@ class RLConfig:
     # bookkeeping
     output_dir: str | None = None
     save_steps: int = 0  # checkpoint every n optimizer steps (0 = only at the end)
+    probe_every: int = 0  # every n steps, on-policy reward and KL(pi || base) on the probe prompts (0 = never)
+    probe_prompts: int = 16  # the probe set's size: spread over the ID dev split (ShapeWorld), else the train prompts
     logging_steps: int = 1
     report_to: tuple[str, ...] = ("jsonl", "tensorboard")
 
@@ -73,7 +78,8 @@ class RLConfig:
     # The rule of every field, checked on creation (cotlab.checks): type, finiteness, range, choices.
     RULES = {
         "policy": Rule("path"), "reward": Rule("str"), "reward_options": Rule("mapping"), "prompts": Rule("str"),
-        "split": Rule("str"), "categories": Rule("strs", optional=True, nonempty=True),
+        "split": Rule("str"), "holdout": Rule("str", choices=tuple(HOLDOUTS)),
+        "categories": Rule("strs", optional=True, nonempty=True),
         "num_prompts": Rule("int", low=1, optional=True, note=" (None: all of them)"), "seed": Rule("int", low=0),
         "max_steps": Rule("int", low=1), "rounds": Rule("int", low=1), "reference": Rule("str", choices=REFERENCES),
         "prompts_per_step": Rule("int", low=1),
@@ -89,6 +95,7 @@ class RLConfig:
         "warmup_steps": Rule("int", low=0), "beta": Rule("float", low=0), "trainable": Rule("strs", nonempty=True),
         "mixed_precision": Rule("str", choices=("no", "bf16", "fp16")), "gradient_checkpointing": Rule("bool"),
         "output_dir": Rule("path", optional=True), "save_steps": Rule("int", low=0),
+        "probe_every": Rule("int", low=0, note=" (0: no probe)"), "probe_prompts": Rule("int", low=1),
         "logging_steps": Rule("int", low=1), "report_to": Rule("strs", choices=REPORTERS),
     }
 
@@ -97,6 +104,9 @@ class RLConfig:
         if self.prompts_per_step % self.gradient_accumulation_steps:
             raise ConfigError(f"prompts_per_step={self.prompts_per_step} must be divisible by "
                               f"gradient_accumulation_steps={self.gradient_accumulation_steps}")
+        if HOLDOUTS[self.holdout].pretraining and self.policy in BASE_TIERS:  # else an "L3" run would really be L2
+            raise ConfigError(f"holdout={self.holdout!r} is held out of pretraining too, but policy={self.policy!r} "
+                              f"was pretrained on it; use policy={holdout_tier(self.policy, self.holdout)!r}")
 
     # -- budgets ----------------------------------------------------------------------------------------------------
 
@@ -223,13 +233,15 @@ def _janus_pro(checkpoint: str) -> dict:
 PRESETS: dict[str, dict] = {
     # ShapeWorld, CI-sized: the smoke base policy, a few steps.
     "smoke": {"shared": dict(policy="smoke", max_steps=8, prompts_per_step=8, num_generations=4, learning_rate=1e-3,
-                             guidance_scale=5.0),
+                             guidance_scale=5.0, probe_every=4, probe_prompts=8),
               "grpo": dict(beta=0.0), "dpo": dict(beta=0.1)},
     # ShapeWorld, the book's default tier.
     # 40 steps of 8 prompts: measured on the default base (metric reward, seed 0), GRPO took ID 0.35 -> 0.48 and OOD
     # 0.33 -> 0.43 in about 40 s, which leaves room in the book's budget for three seeds of every comparison.
+    # probe_every=10: four points along every run (learning curves, KL to the base, on-policy reward for both).
     "default": {"shared": dict(policy="default", max_steps=40, prompts_per_step=8, num_generations=4,
-                               learning_rate=2e-4, guidance_scale=2.0),  # the default base's best weight (tiers.py)
+                               learning_rate=2e-4, guidance_scale=2.0,  # the default base's best weight (tiers.py)
+                               probe_every=10),
                 "grpo": dict(beta=0.01), "dpo": dict(beta=0.1)},
     # The paper's setting on Janus-Pro (below); "paper" is its 7B model.
     **{name: _janus_pro(checkpoint) for name, checkpoint in (("janus-pro-1b", "deepseek-community/Janus-Pro-1B"),
@@ -248,10 +260,38 @@ def preset(name: str, algorithm: str, **overrides) -> RLConfig:
     return CONFIGS[algorithm].from_dict(values)
 
 
+# Chapter 3's arms (issue 18): what separates the loss from the data and from the policy definition. Each is an
+# algorithm and the fields that make it; all four spend the same aligned budget.
+ARMS: dict[str, tuple[str, dict]] = {
+    "grpo": ("grpo", {}),                                # on-policy groups, conditional-branch log-probs (T2I-R1)
+    "dpo": ("dpo", {"sampling": "offline"}),             # the paper's: pairs mined once from the base model
+    "dpo-online": ("dpo", {"sampling": "online"}),       # pairs mined each step from the groups GRPO would sample
+    "grpo-cfg": ("grpo", {"logprob_mode": "cfg"}),       # GRPO optimising the CFG distribution it samples from
+}
+
+
+def arm_preset(name: str, arm: str, **overrides) -> RLConfig:
+    """The config of chapter 3's `arm` (a key of ARMS) in preset `name`, with overrides."""
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; known: {', '.join(ARMS)}")
+    algorithm, fields = ARMS[arm]
+    return preset(name, algorithm, **{**fields, **overrides})
+
+
+def arm_of(cfg: RLConfig) -> str:
+    """The arm a config belongs to: "dpo-online" for online DPO, "grpo-cfg" for GRPO with CFG log-probs, else its
+    algorithm."""
+    if cfg.algorithm == "dpo" and cfg.sampling == "online":
+        return "dpo-online"
+    if cfg.algorithm == "grpo" and cfg.logprob_mode == "cfg":
+        return "grpo-cfg"
+    return cfg.algorithm
+
+
 def aligned(a: RLConfig, b: RLConfig) -> bool:
     """Whether two runs spend the same sampling and reward budget on the same prompts."""
     return all(getattr(a, k) == getattr(b, k) for k in ALIGNED_FIELDS)
 
 
-__all__ = ["ALIGNED_FIELDS", "CONFIGS", "DPO_SAMPLINGS", "DPOConfig", "GRPOConfig", "PAIR_SELECTIONS", "PRESETS",
-           "RLConfig", "aligned", "preset"]
+__all__ = ["ALIGNED_FIELDS", "ARMS", "CONFIGS", "DPO_SAMPLINGS", "DPOConfig", "GRPOConfig", "PAIR_SELECTIONS", "PRESETS",
+           "RLConfig", "aligned", "arm_of", "arm_preset", "preset"]

@@ -25,7 +25,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType
 from tqdm import tqdm
 
-from cotlab.rewards import cached
+from cotlab.rewards import cached, checked_rewards
 from cotlab.rewards import check as check_reward
 from cotlab.rewards import get as get_reward
 from cotlab.state_files import (
@@ -39,7 +39,7 @@ from cotlab.state_files import (
     save_state,
 )
 
-from .buffer import Groups, collect_groups
+from .buffer import Groups, collect_groups, row_seed
 from .config import RLConfig
 from .health import TrainingHealth
 
@@ -127,17 +127,31 @@ OFFICIAL_PROMPTS = {"t2i-compbench": "COTLAB_T2I_COMPBENCH"}  # a benchmark name
 
 
 def training_prompts(cfg: RLConfig) -> list[str]:
-    """The training prompt set: the suite's split, restricted to `categories`, shuffled by seed, first `num_prompts`.
+    """The training prompt set: the suite's split without the prompts that touch `cfg.holdout`, restricted to
+    `categories`, shuffled by seed, first `num_prompts`.
 
     `cfg.prompts` is a ShapeWorld suite ("compbench", "geneval"), or T2I-CompBench's official prompt files: a directory
-    of `<category>_<split>.txt`, or "t2i-compbench" with that directory in $COTLAB_T2I_COMPBENCH."""
+    of `<category>_<split>.txt`, or "t2i-compbench" with that directory in $COTLAB_T2I_COMPBENCH. Hold-outs are read
+    from ShapeWorld's prompt meanings, so official files take only "L0" (a ValueError names the field otherwise), and
+    a split the hold-out does not filter (val, test, all, the held-out splits) is refused when it keeps a touching
+    prompt: a run never trains on what its hold-out names."""
     import os
 
-    from cotlab.world import SUITES, load_suite
+    from cotlab.world import HOLDOUTS, SUITES, load_suite
 
+    if cfg.prompts not in SUITES and cfg.holdout != "L0":
+        raise ValueError(f"holdout={cfg.holdout!r} needs a ShapeWorld suite ({', '.join(SUITES)}): hold-outs filter "
+                         f"prompts by their ShapeWorld meaning, and prompts={cfg.prompts!r} is not one; set "
+                         f"holdout='L0' for official prompt files")
     directory = os.environ.get(OFFICIAL_PROMPTS[cfg.prompts], "") if cfg.prompts in OFFICIAL_PROMPTS else cfg.prompts
     if cfg.prompts in SUITES:
-        prompts = [(p.text, p.category) for p in load_suite(cfg.prompts, cfg.split)]
+        suite = load_suite(cfg.prompts, cfg.split, holdout=cfg.holdout)
+        touching = [p.text for p in suite if HOLDOUTS[cfg.holdout].touches(p)]
+        if touching:  # "val", "test", "all" and the held-out splits keep what the hold-out names
+            raise ValueError(f"split {cfg.split!r} of {cfg.prompts} keeps {len(touching)} prompts that touch "
+                             f"holdout={cfg.holdout!r} (e.g. {touching[0]!r}); train on a split the hold-out filters "
+                             f"(compbench: train, dev, val-seen; geneval: test-seen)")
+        prompts = [(p.text, p.category) for p in suite]
     elif directory and Path(directory).expanduser().is_dir():
         from cotlab.evaluation.benchmarks import COMPBENCH_CATEGORIES, load_compbench
 
@@ -158,6 +172,20 @@ def training_prompts(cfg: RLConfig) -> list[str]:
     order = np.random.default_rng(cfg.seed).permutation(len(prompts))
     texts = [prompts[i][0] for i in order]
     return texts[:cfg.num_prompts] if cfg.num_prompts is not None else texts
+
+
+PROBE_SEED = 20_505  # the probe's draws: one seed for every run, so probes of different runs are paired
+
+
+def probe_prompts(cfg: RLConfig, train_prompts: list[str]) -> list[str]:
+    """`cfg.probe_prompts` prompts spread evenly over the in-domain dev split of a ShapeWorld suite that has one
+    (prompts no choice is reported on and no run trains on), else over the training prompts (official prompt files)."""
+    from cotlab.world import SPLITS, load_suite
+
+    dev = "dev" in SPLITS.get(cfg.prompts, ())
+    pool = [p.text for p in load_suite(cfg.prompts, "dev", holdout=cfg.holdout)] if dev else list(train_prompts)
+    n = min(cfg.probe_prompts, len(pool))
+    return [pool[int(i)] for i in np.linspace(0, len(pool) - 1, n).round()]
 
 
 class Trainer:
@@ -204,9 +232,15 @@ class Trainer:
         # The reference: a frozen copy of the starting weights (the KL anchor of GRPO, the denominator of DPO), taken
         # before prepare() shards the policy under ZeRO-3 / FSDP.
         reference = copy.deepcopy(self.policy.scorer).eval().requires_grad_(False) if self.needs_reference else None
+        # The probe measures KL to the base: the reference when it stays the base, else a frozen copy of its own.
+        probe_base = None
+        if cfg.probe_every and (reference is None or cfg.reference != "base"):
+            probe_base = copy.deepcopy(self.policy.scorer).eval().requires_grad_(False)
         self.scorer, self.optimizer, self.scheduler = self.accelerator.prepare(self.policy.scorer, optimizer, scheduler)
         self.params = params
         self.reference = None if reference is None else prepare_reference(reference, self.accelerator)
+        self.probe_base = self.reference if probe_base is None else prepare_reference(probe_base, self.accelerator)
+        self.probe_set = probe_prompts(cfg, self.prompts) if cfg.probe_every else []
         if self.reference is not None and cfg.reference == "round_start" and shards_weights(self.accelerator):
             raise ValueError("reference='round_start' copies the policy into the reference each round, which this "
                              "trainer does not do under ZeRO-3 or FSDP; use reference='base' there")
@@ -280,6 +314,30 @@ class Trainer:
     def reference_logprobs(self, prompts: list[str], tokens: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return self.token_logprobs(prompts, tokens, reference=True)
+
+    @torch.no_grad()
+    def probe(self) -> dict:
+        """On-policy reward and KL(pi || base) on the fixed probe prompts, one image each, with the same random draws
+        (row seeds fixed by the prompt's place) at every probe of every run, so curves of two runs are paired.
+
+        probe_reward_mean: mean reward of the probe's samples, for both algorithms (DPO's logged training reward is of
+        its round buffer). probe_kl: the k1 estimator E_{x~pi}[log pi(x) - log pi_base(x)] of KL(pi || base) per image,
+        x the probe's samples and both log-probs of the CFG distribution that sampled them (summed over tokens).
+        A measurement only: it draws no training randomness and makes no budgeted reward calls."""
+        cfg = self.cfg
+        model = self.policy.model
+        was_training = model.training
+        model.eval()
+        seeds = [row_seed(PROBE_SEED, 0, 0, i, 0) for i in range(len(self.probe_set))]
+        with self.accelerator.autocast(), full_weights(self.accelerator, self.scorer):
+            roll = self.policy.sample(self.probe_set, 1, guidance_scale=cfg.guidance_scale,
+                                      temperature=cfg.temperature, top_k=cfg.top_k, logprob_mode="cfg", row_seeds=seeds)
+            base = self.policy.token_logprobs(self.probe_set, roll.image_tokens, "cfg", cfg.guidance_scale,
+                                              cfg.temperature, scorer=self.probe_base, lean=cfg.lean_logprobs)
+        model.train(was_training)
+        rewards = checked_rewards(self.reward_model, self.probe_set, roll.images)
+        return {"probe_reward_mean": rewards.mean().item(),
+                "probe_kl": (roll.logprobs.float() - base.float()).sum(-1).mean().item()}
 
     # -- distributed helpers ----------------------------------------------------------------------------------------
 
@@ -431,6 +489,8 @@ class Trainer:
                 row = {"round": self.round + 1, "step": self.round * cfg.max_steps + self.step,
                        "lr": self.scheduler.get_last_lr()[0], **row, **{f"total_{k}": v for k, v in self.totals.items()},
                        "seconds_step": time.perf_counter() - began}
+                if cfg.probe_every and row["step"] % cfg.probe_every == 0:
+                    row.update(self.probe())
                 row.update(health.update(row))
                 self.history.append(row)
                 self._log(row)
