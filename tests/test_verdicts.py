@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cotlab.experiments.verdicts import (DELTA, MIN_SEEDS, bootstrap_se, claim_record, decide, family, gain, holm,
+from cotlab.experiments.verdicts import (DELTA, MIN_SEEDS, claim_record, decide, family, gain, holm,
                                          interval, paired_differences, pooled_claim, pooled_gap, power_at_delta,
                                          seeds_needed)
 
@@ -31,6 +31,15 @@ def test_direction_is_required_and_flips_the_verdict():
         decide(0.1, 0.01, 4, 5, direction=0)
 
 
+def test_no_stated_direction_is_two_sided_and_never_contradicted():
+    # direction None: the paper says a gap exists, not its sign; either side replicates, equivalence is against it.
+    assert decide(0.1, 0.01, 4, 5, direction=None)[0] == "replicated"
+    assert decide(-0.1, 0.01, 4, 5, direction=None)[0] == "replicated"
+    verdict, why = decide(0.0, 0.005, 9, 10, direction=None)
+    assert verdict == "equivalent" and "against the paper's claim" in why
+    assert claim_record("gap", -0.1, 0.01, 4, 5, direction=None)["direction"] is None
+
+
 def test_decision_matches_the_intervals():
     rng = np.random.default_rng(0)
     for est, se, df in zip(rng.normal(0, 0.05, 300), rng.uniform(0.001, 0.03, 300), rng.integers(2, 20, 300)):
@@ -50,7 +59,7 @@ def test_decision_matches_the_intervals():
 def test_two_seeds_with_equal_differences_are_not_replicated():
     diffs = pd.DataFrame({"reward": ["a", "a"], "seed": [0, 1], "diff": [0.05, 0.05]})
     record = pooled_claim("gap", diffs, direction=+1)
-    assert record["verdict"] == "inconclusive" and "seed" in record["reason"]
+    assert record["verdict"] == "inconclusive" and "seed" in record["why"]
 
 
 def test_holm_on_the_textbook_case():
@@ -100,7 +109,7 @@ def test_pooled_gap_without_noise_is_exact():
     assert p["estimate"] == pytest.approx(0.05) and p["se"] < 1e-12
     assert p["F"] == math.inf and p["p_interaction"] == 0.0
     record = pooled_claim("gap", table(0.05, [-0.02, 0.0, 0.02], [0.0, 0.0, 0.0]), +1)
-    assert record["verdict"] == "inconclusive" and "zero variance" in record["reason"]
+    assert record["verdict"] == "inconclusive" and "zero variance" in record["why"]
 
 
 def test_pooled_gap_and_interaction_on_a_known_table():
@@ -118,7 +127,7 @@ def test_pooled_gap_and_interaction_on_a_known_table():
 def test_pooled_record_is_json_and_complete():
     record = pooled_claim("2. GRPO ahead OOD", table(0.05, [-0.02, 0.0, 0.02], [0.01, -0.01, 0.0]), +1)
     json.dumps(record, allow_nan=False)
-    for key in ("estimate", "ci95", "ci90", "seeds", "delta", "power_at_delta", "verdict", "reason",
+    for key in ("estimate", "ci95", "ci90", "seeds", "delta", "power_at_delta", "verdict", "why",
                 "interaction_p", "per_reward", "seeds_needed"):
         assert key in record
     assert record["verdict"] == "replicated"
@@ -139,15 +148,6 @@ def test_gain_carries_the_base_uncertainty():
     assert g["estimate"] == pytest.approx(0.15) and g["se"] == pytest.approx(math.sqrt(v + se_base ** 2))
     assert g["df"] == pytest.approx(2 * (g["se"] ** 2 / v) ** 2)           # Welch-Satterthwaite, df_base = inf
     assert g["se"] > math.sqrt(v)
-
-
-def test_bootstrap_se_matches_the_analytic_se():
-    rng = np.random.default_rng(0)
-    x = rng.normal(0.5, 1.0, 4000)
-    assert bootstrap_se(x) == pytest.approx(x.std(ddof=1) / math.sqrt(x.size), rel=0.06)
-    assert bootstrap_se(x, seed=3) == bootstrap_se(x, seed=3)
-    # Stratified: overall = mean of two task means; se = sqrt(s1^2/n1 + s2^2/n2) / 2.
-    y = np.concatenate([rng.normal(0, 1, 1000), rng.normal(0, 2, 3000)])
-    tasks = ["a"] * 1000 + ["b"] * 3000
-    analytic = math.sqrt(y[:1000].var(ddof=1) / 1000 + y[1000:].var(ddof=1) / 3000) / 2
-    assert bootstrap_se(y, strata=tasks) == pytest.approx(analytic, rel=0.06)
+    # Equal trained seeds: the base's bootstrap SE is the only noise, a normal interval (df = inf); none at all: nan.
+    assert gain([0.5, 0.5, 0.5], 0.4, 0.02)["df"] == math.inf
+    assert math.isnan(gain([0.5, 0.5, 0.5], 0.4, 0.0)["df"])

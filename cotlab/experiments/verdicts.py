@@ -9,6 +9,10 @@ gap is positive, -1: negative). With the smallest effect of interest `DELTA` = 0
   p < 0.05);
 - **inconclusive**: otherwise, and always with fewer than `MIN_SEEDS` seeds or a degenerate (zero-width) interval.
 
+Where the paper says only that a gap exists, not its sign (direction None, e.g. the scaling claims), the test is
+two-sided: **replicated** when the 95% interval excludes 0 on either side; "contradicted" is not defined, and
+**equivalent** (no difference of interest) is the evidence against such a claim.
+
 Within a family (the reward models of one claim, the scaling claims) both p-values are Holm-adjusted (Holm 1979) before
 the same rules are applied; for a single test the rules are exactly "interval excludes 0" / "interval inside +-delta".
 Every record is a plain JSON-able dict for `_build/findings.json`.
@@ -64,11 +68,13 @@ def pvalues(estimate: float, se: float, df: float, delta: float = DELTA) -> tupl
     return float(p_diff), float(p_equiv)
 
 
-def decide(estimate: float, se: float, df: float, seeds: int, direction: int, delta: float = DELTA,
+def decide(estimate: float, se: float, df: float, seeds: int, direction: int | None, delta: float = DELTA,
            p_diff: float | None = None, p_equiv: float | None = None) -> tuple[str, str]:
-    """(verdict, reason) of one gap. `p_diff`/`p_equiv` override the unadjusted p-values (pass Holm-adjusted ones)."""
-    if direction not in (1, -1):
-        raise ValueError(f"direction must be +1 or -1 (stated before the data), got {direction!r}")
+    """(verdict, reason) of one gap. `p_diff`/`p_equiv` override the unadjusted p-values (pass Holm-adjusted ones).
+    `direction`: +1 or -1 as the paper states it, None where the paper states a difference without a sign
+    (two-sided: no "contradicted")."""
+    if direction not in (1, -1, None):
+        raise ValueError(f"direction must be +1, -1 or None (stated before the data), got {direction!r}")
     if seeds < MIN_SEEDS:
         return "inconclusive", f"only {seeds} seed(s); a verdict needs at least {MIN_SEEDS}"
     if _degenerate(se):
@@ -78,11 +84,16 @@ def decide(estimate: float, se: float, df: float, seeds: int, direction: int, de
     p_equiv = raw[1] if p_equiv is None else p_equiv
     small = " (yet within +-delta: smaller than the effect of interest)" if p_equiv < ALPHA else ""
     if p_diff < ALPHA:
+        if direction is None:
+            return "replicated", (f"interval excludes 0 (p = {p_diff:.3g}): a difference, which is all the paper "
+                                  f"states (two-sided){small}")
         if np.sign(estimate) == direction:
             return "replicated", f"interval excludes 0 in the paper's direction (p = {p_diff:.3g}){small}"
         return "contradicted", f"interval excludes 0 against the paper's direction (p = {p_diff:.3g}){small}"
     if p_equiv < ALPHA:
-        return "equivalent", f"90% interval inside +-{delta:g} (TOST p = {p_equiv:.3g}): no difference of interest"
+        against = ", against the paper's claim of a difference" if direction is None else ""
+        return "equivalent", (f"90% interval inside +-{delta:g} (TOST p = {p_equiv:.3g}): no difference of "
+                              f"interest{against}")
     return "inconclusive", (f"interval includes 0 (p = {p_diff:.3g}) and is wider than +-{delta:g} "
                             f"(TOST p = {p_equiv:.3g}): more seeds needed")
 
@@ -117,19 +128,20 @@ def _num(x):
     return x if math.isfinite(x) else None
 
 
-def claim_record(claim: str, estimate: float, se: float, df: float, seeds: int, direction: int,
+def claim_record(claim: str, estimate: float, se: float, df: float, seeds: int, direction: int | None,
                  delta: float = DELTA, sd: float | None = None, groups: int = 1,
                  p_diff: float | None = None, p_equiv: float | None = None, **extra) -> dict:
-    """The JSON-able record of one claim: estimate, ci95, ci90, seeds, delta, power_at_delta, verdict, reason (and
+    """The JSON-able record of one claim: estimate, ci95, ci90, seeds, delta, power_at_delta, verdict, why (and
     seeds_needed when `sd`, the SD of the paired difference, is given). Non-finite numbers become None."""
-    verdict, reason = decide(estimate, se, df, seeds, direction, delta, p_diff, p_equiv)
+    verdict, why = decide(estimate, se, df, seeds, direction, delta, p_diff, p_equiv)
     raw = pvalues(estimate, se, df, delta)
-    record = {"claim": claim, "direction": int(direction), "estimate": _num(estimate), "se": _num(se),
+    record = {"claim": claim, "direction": None if direction is None else int(direction),
+              "estimate": _num(estimate), "se": _num(se),
               "df": _num(df), "ci95": [_num(v) for v in interval(estimate, se, df, 0.95)],
               "ci90": [_num(v) for v in interval(estimate, se, df, 0.90)], "seeds": int(seeds), "delta": delta,
               "p": _num(raw[0] if p_diff is None else p_diff),
               "p_equivalence": _num(raw[1] if p_equiv is None else p_equiv),
-              "power_at_delta": _num(power(se, df, delta)), "verdict": verdict, "reason": reason}
+              "power_at_delta": _num(power(se, df, delta)), "verdict": verdict, "why": why}
     if sd is not None:
         record["seeds_needed"] = seeds_needed(sd, delta, groups=groups) if math.isfinite(sd) else None
     return record | extra
@@ -210,20 +222,8 @@ def gain(trained, base: float, se_base: float, df_base: float = math.inf) -> dic
     v = x.var(ddof=1) / n if n > 1 else math.nan
     se = math.sqrt(v + se_base ** 2)
     denom = v ** 2 / (n - 1) + (se_base ** 4 / df_base if math.isfinite(df_base) else 0.0) if n > 1 else math.nan
-    df = se ** 4 / denom if denom and math.isfinite(denom) else math.nan
+    if denom > 0:
+        df = se ** 4 / denom
+    else:   # no spread over seeds: the base's bootstrap SE alone (df = inf), or nothing to estimate (se = 0)
+        df = math.inf if se > 0 else math.nan
     return {"estimate": float(x.mean() - base), "se": se, "df": df, "seeds": n}
-
-
-def bootstrap_se(values, strata=None, n_boot: int = 2000, seed: int = 0) -> float:
-    """Per-image bootstrap standard error of a suite score (Efron & Tibshirani 1993, ch. 6), seeded.
-
-    Without strata the score is the mean of per-image values; with strata (GenEval tasks) it is the mean of the task
-    means, and images are resampled within each task (stratified bootstrap), so each task keeps its size."""
-    x = np.asarray(values, dtype=float)
-    labels = np.zeros(x.size, dtype=int) if strata is None else pd.factorize(np.asarray(strata))[0]
-    rng = np.random.default_rng(seed)
-    task_means = []
-    for k in range(labels.max() + 1):
-        xk = x[labels == k]
-        task_means.append(xk[rng.integers(0, xk.size, (n_boot, xk.size))].mean(axis=1))
-    return float(np.mean(task_means, axis=0).std(ddof=1))
