@@ -501,7 +501,7 @@ def book_timings(path, tier: str):
     import pandas as pd
 
     from cotlab.experiments.store import RunStore
-    from cotlab.policy.pretrain import CODE, PRETRAIN_TIERS
+    from cotlab.policy.pretrain import CODE, PRETRAIN_TIERS, base_key
 
     path = Path(path or os.environ.get("COTLAB_TIMINGS_FILE", "_build/timings.json"))
     data = json.loads(path.read_text()).get(tier) if path.is_file() else None
@@ -509,7 +509,7 @@ def book_timings(path, tier: str):
         return None
     table = pd.DataFrame.from_dict(data, orient="index").rename_axis("chapter")
     base_tier = "smoke" if tier == "smoke" else "default"
-    found = RunStore().find("base_policy", dataclasses.asdict(PRETRAIN_TIERS[base_tier]), CODE)
+    found = RunStore().find("base_policy", base_key(PRETRAIN_TIERS[base_tier]), CODE)
     if found is not None and (found / "pretrain.json").is_file():
         seconds = json.loads((found / "pretrain.json").read_text())["train_seconds"]
         table.loc[f"(base policy training, {base_tier} tier; in 01 when not cached)"] = [round(seconds, 1), ""]

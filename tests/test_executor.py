@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 
 from cotlab import cli
-from cotlab.experiments import studies
+from cotlab.experiments import calibration, studies, transfer
 from cotlab.experiments.executor import available_cores, check_workers, describe_failures, execute_local
 from cotlab.experiments.graph import Graph, node, plan
 from cotlab.experiments.reproduce import CHAPTERS
 from cotlab.experiments.store import canonical_json
+from cotlab.experiments.tiers import PRESETS, notebook_parameters
 
 NODES = "executor_nodes"
 
@@ -23,12 +24,18 @@ def test_the_plan_holds_each_chapters_runs_once_with_their_dependencies():
     for chapter in studies.RL_CHAPTERS:
         configs, _, _ = studies.chapter_runs(chapter, "smoke")
         wanted |= {canonical_json(c.replace(output_dir=None, save_steps=0).to_dict()) for c in configs}
+    configs, _, _ = transfer.chapter_runs("smoke")  # the domain-gap chapter's (its L3 runs have their own base)
+    wanted |= {canonical_json(c.replace(output_dir=None, save_steps=0).to_dict()) for c in configs}
+    p = notebook_parameters("03_grpo_vs_dpo", "smoke")  # chapter 3's calibration grid, known ahead
+    configs, _ = calibration.grid_runs(p["rl_preset"], p["tuning_seeds"], p["rewards"][0], p["calibration_grid"])
+    wanted |= {canonical_json(c.replace(output_dir=None, save_steps=0).to_dict()) for c in configs}
     assert planned == wanted
-    [base] = [n for n in nodes if n.kind == "base_policy"]
+    bases = {n.kwargs["tier"]: n for n in nodes if n.kind == "base_policy"}
+    assert set(bases) == {"smoke", "smoke-L3-above-below"}
     for n in nodes:
         assert all(d in graph.nodes for d in n.deps)
         if n.kind == "rl":
-            assert base.id in n.deps
+            assert bases[n.kwargs["config"]["policy"]].id in n.deps
             learned = n.kwargs["config"]["reward"] in ("preference", "judge")
             assert len(n.deps) == 1 + learned
         if n.kind == "evaluation" and "config" in n.kwargs:
@@ -95,6 +102,7 @@ def test_the_executor_builds_what_before_after_then_only_reads(tmp_path, monkeyp
     configs = [GRPOConfig(**tiny), DPOConfig(**tiny)]
     evaluation = {"images_per_prompt": 1, "prompts_per_category": 1, "seeds": [0]}
     monkeypatch.setattr(studies, "chapter_runs", lambda chapter, tier: (configs, [{}, {}], evaluation))
+    monkeypatch.setitem(PRESETS["03_grpo_vs_dpo"]["smoke"], "calibration_grid", {})  # only the runs above
     monkeypatch.setenv("COTLAB_RUNS", str(tmp_path / "runs"))
     graph = plan("smoke", ["03_grpo_vs_dpo"])
     assert graph.counts() == {"base_policy": 1, "evaluation": 3, "rl": 2}

@@ -1,5 +1,6 @@
 """The cost model of cotlab.experiments.plan (its parameter counts against transformers, hand-computed totals,
-monotonic invariants, the fit warning, bad input) and the accelerate configs under cotlab/training/accelerate."""
+monotonic invariants, the fit warning, bad input), the accelerate configs under cotlab/training/accelerate, and the
+study graph's plan of the domain-gap chapter (cotlab.experiments.graph)."""
 import warnings
 from pathlib import Path
 
@@ -272,3 +273,76 @@ def test_accelerate_launch_accepts_config(name):
 
 def test_every_accelerate_config_is_tested():
     assert {path.stem for path in ACCELERATE.glob("*.yaml")} == set(CONFIGS)
+
+
+# -- the study's graph: the domain-gap chapter's runs and evaluations ------------------------------------------------
+
+def _notebook_until(name: str, marker: str) -> list[str]:
+    """The code cells of notebooks/<name>.ipynb up to the first that contains `marker`, without the parameters cell."""
+    import json
+
+    cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    out = []
+    for cell in cells:
+        if cell["cell_type"] != "code" or "parameters" in cell["metadata"].get("tags", []):
+            continue
+        out.append("".join(cell["source"]))
+        if marker in out[-1]:
+            return out
+    raise AssertionError(f"no cell of {name} contains {marker!r}")
+
+
+@pytest.mark.parametrize("tier", ["smoke", "default"])
+def test_the_plan_holds_the_domain_gap_runs_and_the_evaluations_its_notebook_reads(tier, monkeypatch, tmp_path):
+    """The planner's nodes for chapter 11 are the runs its notebook makes and, evaluation by evaluation, the
+    (policy, suites, options) its notebook's `transfer_results` asks `rl.evaluation_scores` for: the run store's key
+    (`evaluation_scores` keys by exactly these), so the notebook only reads what the graph built."""
+    import json
+
+    from cotlab.experiments import rl
+    from cotlab.experiments import transfer as tr
+    from cotlab.experiments.graph import plan
+    from cotlab.experiments.reproduce import CHAPTERS, DEPENDS
+    from cotlab.experiments.store import canonical_json
+    from cotlab.experiments.tiers import notebook_parameters
+
+    assert CHAPTERS.index(tr.CHAPTER) < CHAPTERS.index("09_findings") and tr.CHAPTER in DEPENDS["09_findings"]
+    graph = plan(tier, [tr.CHAPTER])
+    nodes = list(graph.nodes.values())
+
+    def key(cfg) -> str:
+        return canonical_json(cfg.replace(output_dir=None, save_steps=0).to_dict())
+
+    runs, asked = {}, set()
+
+    def fake_run(cfg, store=None, progress=True):
+        path = tmp_path / f"run-{len(runs)}"
+        path.mkdir()
+        (path / "metrics.jsonl").write_text('{"reward_mean": 0.5}\n')
+        runs[str(path / "policy")] = key(cfg)
+        return path
+
+    def fake_scores(policy_dir, name, *, suites, store=None, progress=True, **options):
+        who = runs.get(str(policy_dir), Path(policy_dir).name)
+        asked.add((who, canonical_json([list(s) for s in suites]), canonical_json(options)))
+        return [{"suite": s, "category": "overall", "value": 0.5, "continuous": 0.5, "accuracy": 0.5, "se": 0.01}
+                for s, _ in suites]
+
+    monkeypatch.setattr(rl, "rl_run", fake_run)
+    monkeypatch.setattr(rl, "evaluation_scores", fake_scores)
+    monkeypatch.setattr(rl, "base_dir", lambda policy, store=None: tmp_path / "bases" / policy)
+    monkeypatch.setattr("cotlab.training.health.run_health", lambda rows: "ok")
+    namespace = notebook_parameters(tr.CHAPTER, tier)
+    for source in _notebook_until(tr.CHAPTER, "tr.transfer_results("):  # the notebook's own cells, this tier
+        exec(source, namespace)
+    configs = namespace["configs"]
+    assert {canonical_json(n.kwargs["config"]) for n in nodes if n.kind == "rl"} == {key(c) for c in configs}
+    assert set(runs.values()) == {key(c) for c in configs}
+    assert {n.kwargs["tier"] for n in nodes if n.kind == "base_policy"} == {c.policy for c in configs}
+    planned = {(n.kwargs.get("policy") or canonical_json(n.kwargs["config"]), canonical_json(n.kwargs["suites"]),
+                canonical_json(n.kwargs["eval_options"])) for n in nodes if n.kind == "evaluation"}
+    assert asked == planned
+    assert any(json.loads(options).get("twin_free") for _, _, options in planned)  # the twin-free part too
+    if tier == "smoke":  # an L3 run starts from its own base, and evaluating it waits for that base
+        l3 = [n for n in nodes if n.kind == "rl" and n.kwargs["config"]["holdout"] == "L3-above-below"]
+        assert l3 and all(graph.nodes[n.deps[0]].kwargs["tier"] == "smoke-L3-above-below" for n in l3)

@@ -218,7 +218,7 @@ def test_unknown_tier_raises_naming_valid_tiers():
 
 
 def test_reproduce_rejects_unknown_tier_before_touching_files(tmp_path):
-    with pytest.raises(ValueError, match="smoke, default, paper"):
+    with pytest.raises(ValueError, match="smoke, default, full, paper"):
         reproduce("bogus", root=tmp_path)
     assert list(tmp_path.iterdir()) == []
 

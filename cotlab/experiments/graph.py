@@ -1,11 +1,12 @@
 """The study as a dependency graph of run-store artifacts, planned from the chapters' own parameters.
 
 `plan(tier, chapters)` collects what the chosen chapters build: base policies, learned reward models, RL runs and the
-evaluations of `before_after`, from the same functions the notebooks call (`studies.chapter_runs`,
-`rl.evaluation_options`, the tier presets). Each artifact is a `Node`: a function named by ``"module:function"`` and
-its keyword arguments (plain JSON values, so that a node can be sent to another process or machine), and the nodes it
-needs first. Running a node (`run_node`) calls the same cached function a notebook calls, so executing the graph fills
-the run store and the notebooks, run afterwards, only read it; a notebook run alone still builds what it lacks.
+evaluations of `before_after` (and of `transfer.transfer_results` for the domain-gap chapter), from the same functions
+the notebooks call (`studies.chapter_runs`, `transfer.chapter_runs`, `rl.evaluation_options`, the tier presets). Each
+artifact is a `Node`: a function named by ``"module:function"`` and its keyword arguments (plain JSON values, so that
+a node can be sent to another process or machine), and the nodes it needs first. Running a node (`run_node`) calls
+the same cached function a notebook calls, so executing the graph fills the run store and the notebooks, run
+afterwards, only read it; a notebook run alone still builds what it lacks.
 
 Two nodes with the same function and arguments are one node. A node whose arguments differ but whose store key is
 the same (e.g. a reward model's seed given or left at its default) is still built once: the store's lock makes the
@@ -131,9 +132,9 @@ def _scratch(n: Node) -> str | None:
 
         kind, key = "rl", artifact_key("rl", n.kwargs["config"], RL_CODE)
     elif n.target == f"{__name__}:build_base":
-        from cotlab.policy.pretrain import CODE, PRETRAIN_TIERS
+        from cotlab.policy.pretrain import CODE, PRETRAIN_TIERS, base_key
 
-        kind, key = "base_policy", artifact_key("base_policy", asdict(PRETRAIN_TIERS[n.kwargs["tier"]]), CODE)
+        kind, key = "base_policy", artifact_key("base_policy", base_key(PRETRAIN_TIERS[n.kwargs["tier"]]), CODE)
     else:
         return None
     return str(RunStore().path(kind, key).parent / f".scratch-{key}")
@@ -189,6 +190,7 @@ def add_runs(graph: Graph, configs, eval_options: dict, suites=None) -> list[tup
     """Nodes of `before_after(configs, suites=suites, **eval_options)`: each config's base policy and reward model,
     its RL run, the base's evaluation and the trained policy's. Returns the (rl, evaluation) node ids per config."""
     from cotlab.experiments.rl import SUITES, evaluation_options, reward_label
+    from cotlab.training import arm_of
 
     eval_options = evaluation_options(configs, eval_options)
     suites = [list(s) for s in (suites or SUITES)]
@@ -199,18 +201,34 @@ def add_runs(graph: Graph, configs, eval_options: dict, suites=None) -> list[tup
                        {"name": f"base {cfg.policy}", "suites": suites, "eval_options": eval_options,
                         "policy": cfg.policy}, deps=base, label=f"evaluation of base {cfg.policy}"))
         config = cfg.replace(output_dir=None, save_steps=0).to_dict()
-        what = f"{cfg.algorithm} seed {cfg.seed}, reward {reward_label(cfg)}"
+        what = f"{arm_of(cfg)} seed {cfg.seed}, reward {reward_label(cfg)}"
         run = graph.add(node("rl", f"{__name__}:build_rl", {"config": config},
                              deps=base + _reward(graph, cfg.reward, cfg.reward_options), label=what))
         out.append((run, graph.add(node("evaluation", f"{__name__}:build_evaluation",
-                                        {"name": f"{cfg.algorithm} seed {cfg.seed}", "suites": suites,
+                                        {"name": f"{arm_of(cfg)} seed {cfg.seed}", "suites": suites,
                                          "eval_options": eval_options, "config": config},
                                         deps=[run], label=f"evaluation of {what}"))))
     return out
 
 
+def add_transfer_runs(graph: Graph, configs, eval_options: dict, twin_free: bool = False) -> None:
+    """Nodes of `transfer.transfer_results(configs, twin_free=twin_free, **eval_options)`: each config's base policy
+    (an L3 hold-out's own), reward model and RL run, and the evaluations `transfer.part_scores` asks for, of the base
+    and of the trained policy: one per call of `transfer.evaluation_calls` for the config's hold-out, with its suites
+    and options (`holdout=` unless L0), so that the store keys are the chapter's."""
+    from cotlab.experiments.rl import evaluation_options
+    from cotlab.experiments.transfer import evaluation_calls
+
+    eval_options = evaluation_options(configs, eval_options)
+    for holdout in dict.fromkeys(cfg.holdout for cfg in configs):
+        group = [cfg for cfg in configs if cfg.holdout == holdout]
+        for suites, options, _ in evaluation_calls(holdout, twin_free=twin_free, **eval_options):
+            add_runs(graph, group, options, suites=suites)
+
+
 def plan(tier: str, chapters) -> Graph:
     """Every run-store artifact that `chapters` (stems of notebooks) build with `tier`'s parameters."""
+    from cotlab.experiments import transfer
     from cotlab.experiments.studies import RL_CHAPTERS, chapter_runs
     from cotlab.experiments.tiers import notebook_parameters
 
@@ -229,9 +247,18 @@ def plan(tier: str, chapters) -> Graph:
         if chapter in RL_CHAPTERS:
             configs, _, eval_options = chapter_runs(chapter, tier)
             add_runs(graph, configs, eval_options)
+        if chapter == transfer.CHAPTER:
+            configs, _, eval_options = transfer.chapter_runs(tier)
+            add_transfer_runs(graph, configs, eval_options, twin_free=transfer.TWIN_FREE)
+        if p.get("calibration_grid"):  # the grid is known ahead; the pilot depends on its picks (built in the notebook)
+            from cotlab.experiments import calibration
+
+            configs, _ = calibration.grid_runs(p["rl_preset"], p["tuning_seeds"], p["rewards"][0],
+                                               p["calibration_grid"])
+            add_runs(graph, configs, eval_options, suites=calibration.DEV_SUITES)
     return graph
 
 
-__all__ = ["COST", "Graph", "Node", "add_runs", "build_base", "build_evaluation", "build_reward", "build_rl", "node", "plan",
-           "progress_of", "run_node"]
+__all__ = ["COST", "Graph", "Node", "add_runs", "add_transfer_runs", "build_base", "build_evaluation", "build_reward",
+           "build_rl", "node", "plan", "progress_of", "run_node"]
 

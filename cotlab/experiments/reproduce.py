@@ -26,7 +26,9 @@ from pathlib import Path
 
 from cotlab.experiments.tiers import check_tier, notebook_parameters
 
-#: The book's chapters, in order: stems of ``notebooks/*.ipynb`` (each is also listed in ``book/_toc.yml``).
+#: The book's chapters, in order: stems of ``notebooks/*.ipynb`` (each is also listed in ``book/_toc.yml``). The order
+#: is this list's, not the stems': a chapter added later keeps its number and goes where it is read, e.g. the domain
+#: gap (11) before the findings (9), which carry its verdicts (renumbering would move every chapter's stamp and link).
 CHAPTERS: list[str] = [
     "00_shapeworld",
     "01_base_model",
@@ -37,6 +39,7 @@ CHAPTERS: list[str] = [
     "06_data_scaling",
     "07_iterative",
     "08_paper_scale",
+    "11_domain_gap",
     "09_findings",
     "10_benchmarks",
 ]
@@ -52,11 +55,13 @@ DEPENDS: dict[str, list[str]] = {
     "06_data_scaling": ["01_base_model"],
     "07_iterative": ["01_base_model"],
     "08_paper_scale": [],
+    "11_domain_gap": ["01_base_model"],
     "09_findings": ["03_grpo_vs_dpo", "04_reward_to_rl", "05_samples_per_prompt", "06_data_scaling",
-                    "07_iterative"],
+                    "07_iterative", "11_domain_gap"],
     # the appendix reports every chapter's execution time (TIMINGS_FILE)
     "10_benchmarks": ["00_shapeworld", "01_base_model", "02_reward_models", "03_grpo_vs_dpo", "04_reward_to_rl",
-                      "05_samples_per_prompt", "06_data_scaling", "07_iterative", "08_paper_scale", "09_findings"],
+                      "05_samples_per_prompt", "06_data_scaling", "07_iterative", "08_paper_scale",
+                      "11_domain_gap", "09_findings"],
 }
 
 #: Under the build directory: each chapter's last execution time per tier, written as the pipeline goes.

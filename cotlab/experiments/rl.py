@@ -56,8 +56,9 @@ SUITES = (("compbench", "val"), ("geneval", None))  # before_after's default: ID
 
 def evaluation_scores(policy_dir, name: str, *, suites=SUITES, store=None, progress: bool = True,
                       **eval_options) -> list[dict]:
-    """Rows {suite, category, value} of `policy_dir`'s evaluation on `suites`: evaluated once per (policy checkpoint,
-    evaluation settings), then read from the run store."""
+    """Rows {suite, category, value, continuous, accuracy, se} of `policy_dir`'s evaluation on `suites`
+    (`EvalResult.scores`: both metrics on every suite, the headline `value` with its per-image bootstrap SE):
+    evaluated once per (policy checkpoint, evaluation settings), then read from the run store."""
     import json
 
     from cotlab.evaluation import evaluate_policy
@@ -69,9 +70,9 @@ def evaluation_scores(policy_dir, name: str, *, suites=SUITES, store=None, progr
     def build(out: Path) -> None:
         policy, rows = JanusPolicy.from_pretrained(policy_dir), []
         for suite, split in suites:
-            table = evaluate_policy(policy, suite, split, policy_name=name, progress=progress,
-                                    **eval_options).summary()
-            rows += [{"suite": suite, "category": c, "value": v} for c, v in table.iloc[:, 0].items()]
+            table = evaluate_policy(policy, suite, split, policy_name=name, progress=progress, **eval_options).scores()
+            rows += [{"suite": suite, "category": c, **{k: float(v) for k, v in r.items()}}
+                     for c, r in table.iterrows()]
         (out / "scores.json").write_text(json.dumps(rows))
 
     # A checkpoint in the run store is named by its place there (its key hashes its config and code); one
@@ -105,8 +106,10 @@ def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: boo
     """Train each config (cached, `rl_run`) and evaluate its base policy and the trained policy on `suites`.
 
     Returns a long DataFrame, one row per (policy, suite, category) plus a category "overall" per (policy, suite):
-    algorithm ("base" for the starting policy), reward, seed, suite, category, value (CompBench-style: mean value;
-    GenEval-style: accuracy, and overall = mean of task accuracies), and the mean training reward of the first and
+    algorithm (the arm, `cotlab.training.arm_of`: "grpo", "dpo", "dpo-online", "grpo-cfg"; "base" for the starting
+    policy), reward, seed, suite, category, value (CompBench-style: mean value;
+    GenEval-style: accuracy, and overall = mean of task accuracies), both metrics on every suite (continuous,
+    accuracy), the headline value's per-image bootstrap SE (se), and the mean training reward of the first and
     last 10 steps (GRPO's is of on-policy samples; DPO's is of its round buffer, sampled at the round's start), and
     the run's `health`: "ok", or the codes of `cotlab.training.health` raised at any step of its training (e.g.
     "constant_rewards,zero_grad": it trained on nothing), read from its metrics.
@@ -120,6 +123,7 @@ def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: boo
     import pandas as pd
 
     from cotlab.experiments.store import RunStore
+    from cotlab.training import arm_of
     from cotlab.training.health import run_health
 
     store = store or RunStore()
@@ -141,8 +145,8 @@ def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: boo
         path = rl_run(cfg, store=store, progress=progress)
         metrics = [json.loads(line) for line in open(path / "metrics.jsonl")]
         curve = [r["reward_mean"] for r in metrics]
-        trained = scores(path / "policy", f"{cfg.algorithm} seed {cfg.seed}")
-        rows += [{"algorithm": cfg.algorithm, "reward": reward_label(cfg), "policy": cfg.policy, "seed": cfg.seed,
+        trained = scores(path / "policy", f"{arm_of(cfg)} seed {cfg.seed}")
+        rows += [{"algorithm": arm_of(cfg), "reward": reward_label(cfg), "policy": cfg.policy, "seed": cfg.seed,
                   **tag, **r,
                   "reward_first10": float(np.mean(curve[:10])), "reward_last10": float(np.mean(curve[-10:])),
                   "run": str(path), "health": run_health(metrics)} for r in trained]
@@ -213,6 +217,41 @@ def algorithm_gaps(results, by: str = "reward", category: str = "overall"):
     return pd.DataFrame(rows)
 
 
+# Chapter 3's contrasts between arms (`cotlab.training.ARMS`) and what each isolates, all on aligned runs.
+ARM_CONTRASTS = (
+    ("grpo", "dpo", "the paper's comparison: loss and data freshness together"),
+    ("grpo", "dpo-online", "the loss alone: both learn from the same on-policy groups"),
+    ("dpo-online", "dpo", "the data alone: DPO's pairs fresh each step vs mined once from the base model"),
+    ("grpo-cfg", "grpo", "the policy definition: GRPO optimising the CFG distribution it samples vs the conditional"),
+)
+
+
+def arm_contrasts(results, metrics=("value", "accuracy", "continuous")):
+    """Per reward model, contrast of `ARM_CONTRASTS` whose two arms both ran, suite and metric: the difference of the
+    overall scores paired by seed (mean and 95% t-interval half-width), which side leads ("neither" when the interval
+    includes 0), the seeds and what the contrast isolates."""
+    import pandas as pd
+
+    from cotlab.evaluation import mean_ci
+
+    overall = results[(results["category"] == "overall") & (results["algorithm"] != "base")]
+    rows = []
+    for reward, group in overall.groupby("reward", sort=False):
+        for a, b, isolates in ARM_CONTRASTS:
+            if not {a, b} <= set(group["algorithm"]):
+                continue
+            for suite, name in (("compbench", "ID"), ("geneval", "OOD")):
+                for metric in metrics:
+                    by_seed = group[group["suite"] == suite].pivot_table(index="seed", columns="algorithm",
+                                                                         values=metric)
+                    diff, half = mean_ci((by_seed[a] - by_seed[b]).dropna())
+                    rows.append({"reward": reward, "contrast": f"{a} - {b}", "suite": name, "metric": metric,
+                                 "difference": diff, "±95%": half,
+                                 "ahead": "neither" if abs(diff) <= half else (a if diff > 0 else b),
+                                 "seeds": int((by_seed[a] - by_seed[b]).notna().sum()), "isolates": isolates})
+    return pd.DataFrame(rows)
+
+
 def sweep_change(results, variable: str) -> list[str]:
     """Markdown lines: per algorithm and suite, the overall score at the smallest and the largest value of the swept
     `variable`, and their difference paired by seed (mean and 95% t-interval), with a verdict, and the runs whose
@@ -238,6 +277,6 @@ def sweep_change(results, variable: str) -> list[str]:
     return lines
 
 
-__all__ = ["EVAL_CODE", "RL_CODE", "SUITES", "algorithm_gaps", "base_dir", "before_after", "evaluation_options",
-           "evaluation_scores", "health_flag", "reward_label", "rl_run", "summarize_runs",
-           "sweep_change"]
+__all__ = ["ARM_CONTRASTS", "EVAL_CODE", "RL_CODE", "SUITES", "algorithm_gaps", "arm_contrasts", "base_dir",
+           "before_after", "evaluation_options", "evaluation_scores", "health_flag", "reward_label", "rl_run",
+           "summarize_runs", "sweep_change"]

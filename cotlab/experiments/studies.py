@@ -2,7 +2,7 @@
 chapter (9) build them from, so that the findings read exactly the chapters' runs back from the run store."""
 from __future__ import annotations
 
-from cotlab.training import aligned, preset
+from cotlab.training import aligned, arm_of, arm_preset, preset
 
 LEARNED = ("preference", "judge")
 
@@ -15,23 +15,36 @@ def reward_config(reward: dict, reward_training: dict | None = None) -> dict:
     return {"reward": reward["name"], "reward_options": options}
 
 
-def _runs(rl_preset: str, seeds, variants) -> tuple[list, list[dict]]:
-    """GRPO and DPO runs for every (tag, fields) variant and seed, GRPO first; each GRPO run aligned with its DPO."""
+def _runs(rl_preset: str, seeds, variants, arms=("grpo", "dpo")) -> tuple[list, list[dict]]:
+    """Runs of every arm (`cotlab.training.ARMS`, GRPO and DPO by default) for every (tag, fields) variant and seed,
+    arm by arm in the order given; every arm's run of a seed is aligned with the first arm's (same prompts, images
+    sampled and reward calls)."""
     configs, tags = [], []
     for tag, fields in variants:
-        pair = []
-        for algorithm in ("grpo", "dpo"):
-            for seed in seeds:
-                configs.append(preset(rl_preset, algorithm, seed=seed, **fields))
-                tags.append(dict(tag))
-            pair.append(configs[-len(seeds):])
-        assert all(aligned(g, d) for g, d in zip(*pair)), f"GRPO and DPO runs of {tag} spend different budgets"
+        runs = [[arm_preset(rl_preset, arm, seed=seed, **fields) for seed in seeds] for arm in arms]
+        for arm_runs in runs:
+            bad = [cfg.seed for cfg, first in zip(arm_runs, runs[0]) if not aligned(cfg, first)]
+            if bad:
+                raise ValueError(f"{arm_of(arm_runs[0])} and {arm_of(runs[0][0])} runs of {tag} (seeds {bad}) spend "
+                                 f"different budgets")
+            configs += arm_runs
+            tags += [dict(tag) for _ in arm_runs]
     return configs, tags
 
 
-def comparison_runs(rl_preset: str, seeds, rewards: list[dict], reward_training: dict | None = None):
-    """Chapter 3 (and 4): GRPO and DPO under each reward model."""
-    return _runs(rl_preset, seeds, [({}, reward_config(r, reward_training)) for r in rewards])
+def comparison_runs(rl_preset: str, seeds, rewards: list[dict], reward_training: dict | None = None,
+                    arms=("grpo", "dpo"), arm_rewards: list[dict] = ()):
+    """Chapter 3 (and 4): GRPO and DPO under each reward model, and all of `arms` (e.g. with online DPO and GRPO with
+    CFG log-probs, `cotlab.training.ARMS`) under the rewards of `arm_rewards` (each one of `rewards`)."""
+    unknown = [r for r in arm_rewards if r not in rewards]
+    if unknown:
+        raise ValueError(f"arm_rewards {unknown} are not among the rewards {rewards}; give rewards the chapter runs")
+    configs, tags = [], []
+    for reward in rewards:
+        runs = _runs(rl_preset, seeds, [({}, reward_config(reward, reward_training))],
+                     arms=arms if reward in arm_rewards else ("grpo", "dpo"))
+        configs, tags = configs + runs[0], tags + runs[1]
+    return configs, tags
 
 
 def group_size_runs(rl_preset: str, seeds, reward: dict, group_sizes, images_per_step: int):
@@ -45,25 +58,47 @@ def group_size_runs(rl_preset: str, seeds, reward: dict, group_sizes, images_per
 
 def data_runs(rl_preset: str, seeds, reward: dict, category_counts, prompt_counts):
     """Chapter 6: every training prompt of the first k categories (diversity) or the first n prompts of all
-    categories (volume); the run on all the data tops both sweeps. Tags: sweep, categories, prompts."""
+    categories (volume), at the same number of prompt draws per run; the run on all the data tops both sweeps.
+
+    A run draws `consumed` = rounds x max_steps x prompts_per_step prompts in order, so it sees min(n, consumed)
+    distinct prompts: a volume level is only real when it is at most `consumed` (a larger one is refused), and the
+    run on all the data sees `consumed` of them, one epoch, which makes it the volume sweep's top level. Tags: sweep,
+    categories, prompts (distinct prompts the run trains on), epochs (consumed / prompts)."""
     from cotlab.world import COMPBENCH_CATEGORIES, load_suite
 
     every = len(COMPBENCH_CATEGORIES)
     per_category = len(load_suite("compbench", "train")) // every
+    first = preset(rl_preset, "grpo")
+    consumed = first.rounds * first.max_steps * first.prompts_per_step
+    too_many = [n for n in prompt_counts if n >= min(consumed, per_category * every)]
+    if too_many:
+        raise ValueError(f"prompt_counts {too_many}: a {rl_preset!r} run draws only {consumed} prompts, and the run on "
+                         f"all the data already sees that many; give volume levels below {consumed}")
+
+    def seen(available: int) -> dict:
+        distinct = min(available, consumed)
+        return {"prompts": distinct, "epochs": round(consumed / distinct, 2)}
+
     base = reward_config(reward)
-    variants = [({"sweep": "full", "categories": every, "prompts": per_category * every}, base)]
-    variants += [({"sweep": "diversity", "categories": k, "prompts": per_category * k},
+    variants = [({"sweep": "full", "categories": every, **seen(per_category * every)}, base)]
+    variants += [({"sweep": "diversity", "categories": k, **seen(per_category * k)},
                   {**base, "categories": tuple(COMPBENCH_CATEGORIES[:k])}) for k in category_counts if k < every]
-    variants += [({"sweep": "volume", "categories": every, "prompts": n}, {**base, "num_prompts": n})
-                 for n in prompt_counts if n < per_category * every]
+    variants += [({"sweep": "volume", "categories": every, **seen(n)}, {**base, "num_prompts": n})
+                 for n in prompt_counts]
     return _runs(rl_preset, seeds, variants)
 
 
-def round_runs(rl_preset: str, seeds, reward: dict, rounds, steps_per_round: int):
-    """Chapter 7: R rounds of `steps_per_round` steps, the reference reset to the policy at each round's start (DPO
-    regenerates its pairs from it)."""
-    return _runs(rl_preset, seeds, [({"round": r}, {**reward_config(reward), "rounds": r, "max_steps": steps_per_round,
-                                                    "reference": "round_start"}) for r in rounds])
+def round_runs(rl_preset: str, seeds, reward: dict, rounds, total_steps: int):
+    """Chapter 7: R rounds of total_steps / R steps each, so every run takes the same number of optimizer steps and
+    samples the same images (iteration, not more training); the reference is reset to the policy at each round's
+    start (DPO regenerates its pairs from it). Tags: round, steps per round."""
+    uneven = [r for r in rounds if total_steps % r]
+    if uneven:
+        raise ValueError(f"total_steps {total_steps} does not split into {uneven} equal rounds; pick a multiple of "
+                         f"every round count")
+    return _runs(rl_preset, seeds, [({"round": r, "steps per round": total_steps // r},
+                                     {**reward_config(reward), "rounds": r, "max_steps": total_steps // r,
+                                      "reference": "round_start"}) for r in rounds])
 
 
 EVAL_KEYS = ("images_per_prompt", "prompts_per_category")  # a chapter's evaluation parameters (and eval_seeds)
@@ -77,14 +112,15 @@ def chapter_runs(chapter: str, tier: str) -> tuple[list, list[dict], dict]:
 
     p = notebook_parameters(chapter, tier)
     if chapter in ("03_grpo_vs_dpo", "04_reward_to_rl"):
-        configs, tags = comparison_runs(p["rl_preset"], p["seeds"], p["rewards"], p["reward_training"])
+        configs, tags = comparison_runs(p["rl_preset"], p["seeds"], p["rewards"], p["reward_training"],
+                                        p.get("arms", ("grpo", "dpo")), p.get("arm_rewards", ()))
     elif chapter == "05_samples_per_prompt":
         configs, tags = group_size_runs(p["rl_preset"], p["seeds"], p["reward"], p["group_sizes"],
                                         p["images_per_step"])
     elif chapter == "06_data_scaling":
         configs, tags = data_runs(p["rl_preset"], p["seeds"], p["reward"], p["category_counts"], p["prompt_counts"])
     elif chapter == "07_iterative":
-        configs, tags = round_runs(p["rl_preset"], p["seeds"], p["reward"], p["rounds"], p["steps_per_round"])
+        configs, tags = round_runs(p["rl_preset"], p["seeds"], p["reward"], p["rounds"], p["total_steps"])
     else:
         raise ValueError(f"chapter {chapter!r} makes no RL runs; those that do: {', '.join(RL_CHAPTERS)}")
     return configs, tags, {"seeds": p["eval_seeds"], **{k: p[k] for k in EVAL_KEYS}}

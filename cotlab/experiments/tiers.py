@@ -1,7 +1,10 @@
 """Tiers and the parameters each notebook runs with in each tier.
 
 - ``smoke``: CI-sized; checks that everything runs (and learns) in minutes.
-- ``default``: the book, on a 2-core CPU.
+- ``default``: the book, on a 2-core CPU: the headline comparison (chapters 3 and 4) sized for claims 1 and 2 (issue 18:
+  pooled 95% half-width at most delta = 0.03), the scaling chapters at the power their budget allows.
+- ``full``: every claim powered at delta = 0.03: more seeds everywhere, the large evaluation in every chapter, every arm
+  under every reward model. Hours of CPU: run it with ``--workers`` on many cores or ``--executor ray``.
 - ``paper``: GPUs and real models.
 
 ``PRESETS[notebook][tier]`` is the full set of parameters papermill injects into ``notebooks/<notebook>.ipynb``: its
@@ -15,7 +18,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-TIERS: tuple[str, ...] = ("smoke", "default", "paper")
+from cotlab.experiments.calibration import GRID, TUNING_SEEDS
+
+TIERS: tuple[str, ...] = ("smoke", "default", "full", "paper")
 
 # CFG weights: the default ShapeWorld base samples best at 2 on both suites (chapter 1's sweep: 0.36 / 0.37 at 2 against
 # 0.20 / 0.22 at Janus-Pro's 5), so the book uses 2, as Janus-Pro uses the weight that suits it. The smoke base is at
@@ -33,13 +38,48 @@ _SMOKE_REWARD = {"num_prompts": 60, "steps": 60, "width": 32, "layers": 1, "head
 
 
 
+# Evaluations (issue 18). The headline's: 100 prompts per CompBench-style category and all 553 GenEval-style prompts
+# (every task has at most 100), 4 images each, the same draws for every policy; measured gap SDs put evaluation noise
+# at 60-90% of the seed-to-seed variance at the old 30 x 2, so images buy power more cheaply than seeds. The scaling
+# chapters' default evaluation stays small to fit the 2-core budget; `full` uses the large one everywhere.
+_LARGE_EVAL = {"images_per_prompt": 4, "prompts_per_category": 100, "eval_seeds": [0]}
+_SMALL_EVAL = {"images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0]}
+_SMOKE_EVAL = {"images_per_prompt": 1, "prompts_per_category": 2, "eval_seeds": [0]}
+# Seeds per tier: the headline's default count comes from the power analysis chapter 9 prints (pooled over 3 reward
+# models, 4 seeds give a 95% half-width near 0.015 at the measured SDs); `full` doubles it for per-reward verdicts.
+_SEEDS = {"smoke": [0, 1], "default": [0, 1, 2, 3], "full": list(range(8))}
+_SCALING_SEEDS = {"smoke": [0, 1], "default": [0, 1, 2], "full": list(range(8))}
+# Chapter 3's arms (`cotlab.training.ARMS`): online DPO and GRPO with CFG log-probs under the metric reward in the
+# default tier (their budget), under every reward model in `full`.
+_ARMS = ["grpo", "dpo", "dpo-online", "grpo-cfg"]
+# Chapter 3's calibration stage (`cotlab.experiments.calibration`): the whole grid and the run-length pilot in `full`
+# (hours), a CI-sized one in `smoke`; the default tier cannot afford it and says where its settings come from.
+_CALIBRATION = {
+    "smoke": {"calibration_grid": {"grpo": {"learning_rate": [1e-3, 2e-3], "beta": [0.0]},
+                                   "dpo": {"learning_rate": [1e-3], "beta": [0.1]}},
+              "tuning_seeds": [100], "pilot_steps": [4, 8]},
+    "default": {"calibration_grid": {}, "tuning_seeds": [], "pilot_steps": []},
+    "full": {"calibration_grid": {arm: {k: list(v) for k, v in axes.items()} for arm, axes in GRID.items()},
+             "tuning_seeds": list(TUNING_SEEDS), "pilot_steps": [40, 80, 160]},
+}
+
+
+def _comparison(tier: str, **more) -> dict[str, Any]:
+    """Chapters 3 and 4's shared run and evaluation parameters in `tier` (the same runs, read from the run store)."""
+    if tier == "smoke":
+        return {"rl_preset": "smoke", "seeds": _SEEDS["smoke"], "rewards": _RL_REWARDS,
+                "reward_training": _SMOKE_REWARD, **_SMOKE_EVAL, **more}
+    return {"rl_preset": "default", "seeds": _SEEDS["full" if tier == "full" else "default"], "rewards": _RL_REWARDS,
+            "reward_training": {}, **_LARGE_EVAL, **more}
+
+
 def _scaling(smoke: dict, default: dict) -> dict[str, dict[str, Any]]:
     """A scaling chapter's presets: its sweep values per tier on top of the shared run and evaluation settings."""
     shared = {"reward": {"name": "metric"}}
-    return {"smoke": {"rl_preset": "smoke", "seeds": [0, 1], **shared, **smoke, "images_per_prompt": 1,
-                      "prompts_per_category": 2, "eval_seeds": [0]},
-            **{tier: {"rl_preset": "default", "seeds": [0, 1, 2], **shared, **default, "images_per_prompt": 2,
-                      "prompts_per_category": 30, "eval_seeds": [0]} for tier in ("default", "paper")}}
+    return {"smoke": {"rl_preset": "smoke", "seeds": _SCALING_SEEDS["smoke"], **shared, **smoke, **_SMOKE_EVAL},
+            "default": {"rl_preset": "default", "seeds": _SCALING_SEEDS["default"], **shared, **default, **_SMALL_EVAL},
+            "full": {"rl_preset": "default", "seeds": _SCALING_SEEDS["full"], **shared, **default, **_LARGE_EVAL},
+            "paper": {"rl_preset": "default", "seeds": _SCALING_SEEDS["default"], **shared, **default, **_SMALL_EVAL}}
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -73,36 +113,48 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "reward_training": {}},
     },
     "03_grpo_vs_dpo": {
-        "smoke": {"rl_preset": "smoke", "seeds": [0, 1], "rewards": _RL_REWARDS, "reward_training": _SMOKE_REWARD,
-                  "images_per_prompt": 1, "prompts_per_category": 2, "eval_seeds": [0], "grid_prompts": 3},
-        "default": {"rl_preset": "default", "seeds": [0, 1, 2], "rewards": _RL_REWARDS, "reward_training": {},
-                    "images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0], "grid_prompts": 6},
+        "smoke": _comparison("smoke", arms=_ARMS, arm_rewards=[{"name": "metric"}], grid_prompts=3,
+                             **_CALIBRATION["smoke"]),
+        "default": _comparison("default", arms=_ARMS, arm_rewards=[{"name": "metric"}], grid_prompts=6,
+                               **_CALIBRATION["default"]),
+        "full": _comparison("full", arms=_ARMS, arm_rewards=_RL_REWARDS, grid_prompts=6, **_CALIBRATION["full"]),
         # ShapeWorld at the default tier; the paper-scale runs are chapter 8's.
-        "paper": {"rl_preset": "default", "seeds": [0, 1, 2], "rewards": _RL_REWARDS, "reward_training": {},
-                  "images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0], "grid_prompts": 6},
+        "paper": _comparison("default", arms=_ARMS, arm_rewards=[{"name": "metric"}], grid_prompts=6,
+                             **_CALIBRATION["default"]),
     },
     # The chapter-3 runs and evaluations (same parameters, so read from the run store) against Best-of-N.
     "04_reward_to_rl": {
-        "smoke": {"rl_preset": "smoke", "seeds": [0, 1], "rewards": _RL_REWARDS, "reward_training": _SMOKE_REWARD,
-                  "images_per_prompt": 1, "prompts_per_category": 2, "eval_seeds": [0], "best_of": 4,
-                  "reward_seeds": [0, 1]},
-        "default": {"rl_preset": "default", "seeds": [0, 1, 2], "rewards": _RL_REWARDS, "reward_training": {},
-                    "images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0], "best_of": 4,
-                    "reward_seeds": [0, 1, 2]},
-        "paper": {"rl_preset": "default", "seeds": [0, 1, 2], "rewards": _RL_REWARDS, "reward_training": {},
-                  "images_per_prompt": 2, "prompts_per_category": 30, "eval_seeds": [0], "best_of": 4,
-                  "reward_seeds": [0, 1, 2]},
+        "smoke": _comparison("smoke", best_of=4, reward_seeds=[0, 1]),
+        **{tier: _comparison(tier, best_of=4, reward_seeds=[0, 1, 2]) for tier in ("default", "full", "paper")},
     },    # Scaling chapters: the metric reward, the chapter-3 preset; the paper tier is the default tier (ShapeWorld).
     "05_samples_per_prompt": _scaling(smoke={"group_sizes": [2, 4], "images_per_step": 32},
                                       default={"group_sizes": [2, 4, 8], "images_per_step": 32}),
     "06_data_scaling": _scaling(smoke={"category_counts": [1], "prompt_counts": [20]},
                                 default={"category_counts": [1], "prompt_counts": [100]}),
-    "07_iterative": _scaling(smoke={"rounds": [1, 2], "steps_per_round": 4},
-                             default={"rounds": [1, 2, 3], "steps_per_round": 14}),
+    # Equal total steps: R rounds of total_steps / R (iteration, not more training).
+    "07_iterative": _scaling(smoke={"rounds": [1, 2], "total_steps": 4},
+                             default={"rounds": [1, 2, 3], "total_steps": 42}),
     # The paper-scale path on tiny stand-ins in every tier (no GPU run is part of the book).
     "08_paper_scale": {tier: {"presets": ["janus-pro-1b", "janus-pro-7b"], "gpu": "h100-80gb", "tiny_steps": 2,
                               "tiny_prompts_per_step": 2} for tier in TIERS},
-    # Reads the runs of chapters 3-7 with their own parameters in the tier it names.
+    # Transfer against distance (issue 19): every arm at graded hold-outs, and the over-fitting control. The default
+    # tier runs L1 and L2 only: L3 needs a base pretrained without its skill, another 2,000-step base (about 20
+    # minutes on 2 cores), so it is `full`'s; smoke runs every kind of level on the smoke bases.
+    "11_domain_gap": {
+        "smoke": {"rl_preset": "smoke", "seeds": _SCALING_SEEDS["smoke"], "reward": {"name": "metric"},
+                  "holdouts": ["L0", "L1-50", "L2-above-below", "L3-above-below"],
+                  "arms": ["grpo", "dpo", "dpo-online"], **_SMOKE_EVAL, "control": True},
+        "default": {"rl_preset": "default", "seeds": _SCALING_SEEDS["default"], "reward": {"name": "metric"},
+                    "holdouts": ["L1-50", "L2-above-below"], "arms": ["grpo", "dpo"], **_SMALL_EVAL,
+                    "control": True},
+        "full": {"rl_preset": "default", "seeds": _SCALING_SEEDS["full"], "reward": {"name": "metric"},
+                 "holdouts": ["L0", "L1-20", "L1-50", "L2-above-below", "L2-count-four", "L3-above-below"],
+                 "arms": ["grpo", "dpo", "dpo-online"], **_LARGE_EVAL, "control": True},
+        "paper": {"rl_preset": "default", "seeds": _SCALING_SEEDS["default"], "reward": {"name": "metric"},
+                  "holdouts": ["L1-50", "L2-above-below"], "arms": ["grpo", "dpo"], **_SMALL_EVAL,
+                  "control": True},
+    },
+    # Reads the runs of chapters 3-7 and 11 with their own parameters in the tier it names.
     "09_findings": {tier: {"tier": "default" if tier == "paper" else tier} for tier in TIERS},
     # The appendix measures this machine; the paper tier's book runs on the same ShapeWorld settings as default.
     "10_benchmarks": {
@@ -118,9 +170,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "logprob_repeats": 3, "step_tier": "default", "step_steps": 3, "step_repeats": 3, "scaling_steps": 2,
                   "group_sizes": [2, 4, 8], "prompt_counts": [4, 8, 16], "token_grids": [4, 6, 8, 11],
                   "throughput_seeds": [0, 1], "throughput_max_steps": 10, "throughput_workers": [1, 2]}
-           for tier in ("default", "paper")},
+           for tier in ("default", "full", "paper")},
     },
 }
+# `full` changes only what decides the claims (the RL chapters); the world, the base model and the reward models are
+# the default tier's, read from the run store.
+for _chapter in ("00_shapeworld", "01_base_model", "02_reward_models"):
+    PRESETS[_chapter] = {tier: copy.deepcopy(PRESETS[_chapter]["default" if tier == "full" else tier])
+                         for tier in TIERS}
 
 
 def check_tier(tier: str) -> str:
