@@ -20,19 +20,17 @@ import functools
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from cotlab.policy.configs import JanusSize
-
-# Janus-Pro-1B's image side with a shallow, narrow language model (the real one has 24 layers, MLP width 5632).
-JANUS_PRO_SHAPED = JanusSize(hidden_size=2048, num_layers=2, num_heads=16, intermediate_size=1024, image_embed_dim=8,
-                             max_positions=640)
-JANUS_PRO_CODEBOOK, JANUS_PRO_GRID, JANUS_PRO_IMAGE_SIZE = 16384, 24, 384
+from cotlab.machine import machine_record
+from cotlab.policy.configs import JANUS_PRO_CODEBOOK, JANUS_PRO_GRID
+from cotlab.policy.pretrain import PRETRAIN_TIERS, base_key
+from cotlab.policy.shapeworld import build_janus_pro_shaped_policy
+from cotlab.store import BASE_POLICY_CODE, RunStore
 
 # Defaults of `bench_sampler` where an argument is left as None: ShapeWorld's policies vs the Janus-Pro-shaped one.
 # A Janus-Pro-shaped call streams ~0.36 GB of fp32 weights per image token, 576 times: over half a minute on a CPU,
@@ -43,44 +41,6 @@ DEFAULTS = {
     "shapeworld": {"batch_prompts": 16, "num_samples": 4, "repeats": 5, "warmup": 1},
     "janus_pro_shaped": {"batch_prompts": 2, "num_samples": 1, "repeats": 1, "warmup": 1},
 }
-
-
-def _set_generation_config(model, tokenizer) -> None:
-    """What `model.generate(generation_mode="image")` needs (the same as `build_shapeworld_policy` sets)."""
-    from transformers import GenerationConfig
-
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        generation_kwargs={"boi_token_id": tokenizer.convert_tokens_to_ids(tokenizer.boi_token)},
-    )
-
-
-def _machine(dev: torch.device) -> dict:
-    """Where a benchmark ran: torch threads, device and its name."""
-    return {"torch_threads": torch.get_num_threads(), "device": str(dev),
-            "device_name": (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-                            else platform.processor() or platform.machine())}
-
-
-def build_janus_pro_shaped_policy(seed: int = 0, size: JanusSize = JANUS_PRO_SHAPED, *,
-                                  codebook_size: int = JANUS_PRO_CODEBOOK, grid: int = JANUS_PRO_GRID,
-                                  image_size: int = JANUS_PRO_IMAGE_SIZE):
-    """A random Janus with Janus-Pro-1B's image side by default (its own VQ as image tokenizer) and ShapeWorld's
-    text tokenizer."""
-    from transformers import JanusForConditionalGeneration
-
-    from cotlab.policy import JanusPolicy, PolicySpec, janus_config, shapeworld_processor
-
-    processor = shapeworld_processor()
-    tok = processor.tokenizer
-    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
-           "image": tok.convert_tokens_to_ids(tok.image_token)}
-    config = janus_config(len(tok), ids, size, codebook_size=codebook_size, grid=grid, image_size=image_size)
-    torch.manual_seed(seed)
-    model = JanusForConditionalGeneration(config).eval()
-    _set_generation_config(model, tok)
-    return JanusPolicy(model, processor, spec=PolicySpec(image_tokenizer="janus_vq"))
 
 
 def _prompts(n: int, seed: int) -> list[str]:
@@ -215,7 +175,7 @@ def _bench_sampler(size, batch_prompts, num_samples, guidance_scale, repeats, wa
         "seed": seed,
         "order": "interleaved, alternating which goes first",
         "prompt_tokens_max": int(pol.encode_prompts(rows_prompts)[1].sum(1).max()),
-        **_machine(dev),
+        **machine_record(dev),
         "torch_version": torch.__version__,
         "transformers_version": __import__("transformers").__version__,
         "loadavg_1min": [load_start, load_end],
@@ -500,16 +460,13 @@ def book_timings(path, tier: str):
     runs inside chapter 1 when the store lacks it). None when the file or the tier is absent."""
     import pandas as pd
 
-    from cotlab.experiments.store import RunStore
-    from cotlab.policy.pretrain import CODE, PRETRAIN_TIERS, base_key
-
     path = Path(path or os.environ.get("COTLAB_TIMINGS_FILE", "_build/timings.json"))
     data = json.loads(path.read_text()).get(tier) if path.is_file() else None
     if not data:
         return None
     table = pd.DataFrame.from_dict(data, orient="index").rename_axis("chapter")
     base_tier = "smoke" if tier == "smoke" else "default"
-    found = RunStore().find("base_policy", base_key(PRETRAIN_TIERS[base_tier]), CODE)
+    found = RunStore().find("base_policy", base_key(PRETRAIN_TIERS[base_tier]), BASE_POLICY_CODE)
     if found is not None and (found / "pretrain.json").is_file():
         seconds = json.loads((found / "pretrain.json").read_text())["train_seconds"]
         table.loc[f"(base policy training, {base_tier} tier; in 01 when not cached)"] = [round(seconds, 1), ""]
@@ -673,7 +630,7 @@ def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, tok
         "order": "interleaved, rotating which goes first",
         "peak_memory_method": ("torch.cuda.max_memory_allocated" if dev.type == "cuda"
                                else "torch.profiler allocation events (total_allocated)"),
-        **_machine(dev),
+        **machine_record(dev),
         "torch_version": torch.__version__,
         "trl_version": __import__("trl").__version__,
         "loadavg_1min": [load_start, load_end],

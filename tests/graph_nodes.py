@@ -5,7 +5,7 @@ import os
 import signal
 from pathlib import Path
 
-from cotlab.experiments.store import RunStore, artifact_key
+from cotlab.store import RunStore, artifact_key
 
 KIND = "toy"
 

@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from cotlab import prompt_files as P
 from cotlab.evaluation import benchmark_scorers as S
 from cotlab.evaluation import benchmarks as B
 from cotlab.evaluation.benchmark_scorers import DetectedObject, Detections
 from cotlab.experiments.paper_scale import tiny_clip
-from cotlab.evaluation.benchmarks import BenchmarkFileError
+from cotlab.prompt_files import BenchmarkFileError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 
@@ -41,15 +42,15 @@ def write_jsonl(path, items):
 
 def test_load_geneval_reads_the_schema_and_enforces_the_official_count(tmp_path):
     path = write_jsonl(tmp_path / "evaluation_metadata.jsonl", LINES)
-    prompts = B.load_geneval(tmp_path, expected=3)  # a directory holding the file
+    prompts = P.load_geneval(tmp_path, expected=3)  # a directory holding the file
     assert [p.index for p in prompts] == [0, 1, 2] and prompts[1].prompt == "a photo of two clocks"
     assert prompts[1].tag == "counting" and prompts[1].exclude == [{"class": "clock", "count": 3}]
     assert prompts[0].exclude == [] and prompts[2].metadata == LINES[2]
-    assert B.load_geneval(path, expected=None) == prompts
+    assert P.load_geneval(path, expected=None) == prompts
     with pytest.raises(BenchmarkFileError, match=r"evaluation_metadata\.jsonl: 3 prompts, expected 553"):
-        B.load_geneval(path)
+        P.load_geneval(path)
     with pytest.raises(FileNotFoundError, match="djghosh13/geneval"):
-        B.load_geneval(tmp_path / "absent.jsonl")
+        P.load_geneval(tmp_path / "absent.jsonl")
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -74,36 +75,36 @@ def test_load_geneval_reads_the_schema_and_enforces_the_official_count(tmp_path)
 def test_load_geneval_names_the_file_and_line_of_a_bad_line(tmp_path, bad, message):
     path = write_jsonl(tmp_path / "meta.jsonl", [LINES[0], bad, LINES[1]])
     with pytest.raises(BenchmarkFileError, match=rf"meta\.jsonl, line 2: .*{message}"):
-        B.load_geneval(path, expected=None)
+        P.load_geneval(path, expected=None)
 
 
 def test_load_compbench_reads_crlf_tabs_and_a_missing_final_newline(tmp_path):
     (tmp_path / "color_val.txt").write_bytes(b"a red cube and a blue ball\r\na green cup\tignored\r\n  a pink hat  ")
-    prompts = B.load_compbench(tmp_path, "color", expected=3)
+    prompts = P.load_compbench(tmp_path, "color", expected=3)
     assert [p.prompt for p in prompts] == ["a red cube and a blue ball", "a green cup", "a pink hat"]
-    assert prompts[2] == B.CompBenchPrompt(2, "a pink hat", "color", "val")
+    assert prompts[2] == P.CompBenchPrompt(2, "a pink hat", "color", "val")
     with pytest.raises(BenchmarkFileError, match=r"color_val\.txt: 3 prompts, expected 300"):
-        B.load_compbench(tmp_path, "color")
+        P.load_compbench(tmp_path, "color")
     (tmp_path / "shape_val.txt").write_text("a round cup\n\na square box\n")
     with pytest.raises(BenchmarkFileError, match=r"shape_val\.txt, line 2: empty line"):
-        B.load_compbench(tmp_path, "shape", expected=None)
+        P.load_compbench(tmp_path, "shape", expected=None)
     with pytest.raises(ValueError, match="unknown T2I-CompBench category 'colour'"):
-        B.load_compbench(tmp_path, "colour")
+        P.load_compbench(tmp_path, "colour")
     with pytest.raises(ValueError, match="unknown split 'test'"):
-        B.load_compbench(tmp_path, "color", "test")
+        P.load_compbench(tmp_path, "color", "test")
     with pytest.raises(FileNotFoundError, match="Karine-Huang/T2I-CompBench"):
-        B.load_compbench(tmp_path, "texture", expected=None)
+        P.load_compbench(tmp_path, "texture", expected=None)
 
 
 def test_the_training_prompts_are_every_categorys_train_file_and_complex_kinds_follow_the_3_in_1_files(tmp_path):
-    for c in B.COMPBENCH_CATEGORIES:
+    for c in P.COMPBENCH_CATEGORIES:
         (tmp_path / f"{c}_train.txt").write_text(f"{c} one\n{c} two\n")
-    train = B.load_compbench_train(tmp_path, expected=2)
-    assert len(train) == 16 and [p.category for p in train[::2]] == list(B.COMPBENCH_CATEGORIES)
+    train = P.load_compbench_train(tmp_path, expected=2)
+    assert len(train) == 16 and [p.category for p in train[::2]] == list(P.COMPBENCH_CATEGORIES)
     (tmp_path / "complex_val.txt").write_text("The cat was near the dog.\nThe boy kicked the ball.\nA mix.\n")
     (tmp_path / "complex_val_spatial.txt").write_text("The cat was near the dog.\n")
     (tmp_path / "complex_val_action.txt").write_text("the boy kicked the ball\n")
-    kinds = B.load_complex_kinds(tmp_path, B.load_compbench(tmp_path, "complex", expected=None))
+    kinds = P.load_complex_kinds(tmp_path, P.load_compbench(tmp_path, "complex", expected=None))
     assert kinds == ["spatial", "action", "spatial_action"]
 
 
@@ -111,23 +112,23 @@ def test_the_training_prompts_are_every_categorys_train_file_and_complex_kinds_f
 def test_the_official_prompt_files_load_with_their_official_counts():
     from collections import Counter
 
-    geneval = B.load_geneval(SHARED / "geneval" / "evaluation_metadata.jsonl")
-    assert len(geneval) == B.GENEVAL_PROMPTS and Counter(p.tag for p in geneval) == B.GENEVAL_TAG_COUNTS
+    geneval = P.load_geneval(SHARED / "geneval" / "evaluation_metadata.jsonl")
+    assert len(geneval) == P.GENEVAL_PROMPTS and Counter(p.tag for p in geneval) == P.GENEVAL_TAG_COUNTS
     assert all(p.exclude for p in geneval if p.tag == "counting")
     directory = SHARED / "t2i-compbench"
-    assert len(B.load_compbench_train(directory)) == 5600  # the paper's 5.6k training prompts
-    for category in B.COMPBENCH_CATEGORIES:
-        val = B.load_compbench(directory, category, "val")
+    assert len(P.load_compbench_train(directory)) == 5600  # the paper's 5.6k training prompts
+    for category in P.COMPBENCH_CATEGORIES:
+        val = P.load_compbench(directory, category, "val")
         assert len(val) == 300
         for p in val:
             B.compbench_filename(p.prompt, 2999)  # every val prompt can be named in the official layout
     # The noun-phrase extractor finds the two objects of every "a/an ... and a/an ..." attribute prompt.
     for category in ("color", "shape", "texture"):
-        two = [p.prompt for p in B.load_compbench(directory, category, "val")
+        two = [p.prompt for p in P.load_compbench(directory, category, "val")
                if re.fullmatch(r"an? [a-z ]+ and an? [a-z ]+", p.prompt) and " of " not in p.prompt]
         assert len(two) > 150 and all(len(S.noun_phrases(p)) == 2 for p in two)
-    spatial = B.load_compbench(directory, "spatial", "val")
-    assert all(None not in S.spatial_objects(p.prompt, labels=B.GENEVAL_CLASSES) for p in spatial)
+    spatial = P.load_compbench(directory, "spatial", "val")
+    assert all(None not in S.spatial_objects(p.prompt, labels=P.GENEVAL_CLASSES) for p in spatial)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def colour(path):
 
 def test_geneval_layout_is_the_official_one_and_a_rerun_resumes(tmp_path):
     write_jsonl(tmp_path / "meta.jsonl", LINES)
-    prompts = B.load_geneval(tmp_path / "meta.jsonl", expected=None)
+    prompts = P.load_geneval(tmp_path / "meta.jsonl", expected=None)
     sampler = DummySampler([p.prompt for p in prompts])
     report = B.write_generations(sampler, prompts, tmp_path / "out", images_per_prompt=2, batch_prompts=2,
                                  progress=False)
@@ -173,14 +174,14 @@ def test_geneval_layout_is_the_official_one_and_a_rerun_resumes(tmp_path):
     again = B.write_generations(sampler, prompts, out, images_per_prompt=2, progress=False)
     assert (again.written, again.skipped) == (0, 3) and len(sampler.asked) == 3
     assert not (out / ".cotlab-tmp-00001-dead").exists()
-    other = B.GenEvalPrompt(1, "another", "colors", [], [], {"prompt": "another"})
+    other = P.GenEvalPrompt(1, "another", "colors", [], [], {"prompt": "another"})
     with pytest.raises(FileExistsError, match="does not hold GenEval prompt 1"):
         B.write_generations(sampler, [other], out, progress=False)
 
 
 def test_compbench_layout_numbers_images_over_the_category_and_resumes_an_interrupted_run(tmp_path):
-    color = [B.CompBenchPrompt(i, t, "color", "val") for i, t in enumerate(["a red cube", "a blue ball", "a tan hat"])]
-    spatial = [B.CompBenchPrompt(4, "a cat near a dog", "spatial", "val")]
+    color = [P.CompBenchPrompt(i, t, "color", "val") for i, t in enumerate(["a red cube", "a blue ball", "a tan hat"])]
+    spatial = [P.CompBenchPrompt(4, "a cat near a dog", "spatial", "val")]
     texts = [p.prompt for p in color + spatial]
     failing = DummySampler(texts, fail_after=2)
     with pytest.raises(RuntimeError, match="interrupted"):
@@ -208,24 +209,24 @@ def test_compbench_layout_numbers_images_over_the_category_and_resumes_an_interr
 def test_write_generations_refuses_what_the_official_scorers_cannot_read(tmp_path):
     sampler = DummySampler(["a red_cube", "ok"])
     with pytest.raises(ValueError, match="before the first '_'"):
-        B.write_generations(sampler, [B.CompBenchPrompt(0, "a red_cube", "color", "val")], tmp_path)
+        B.write_generations(sampler, [P.CompBenchPrompt(0, "a red_cube", "color", "val")], tmp_path)
     assert sampler.asked == []
     with pytest.raises(TypeError, match="all GenEvalPrompt"):
         B.write_generations(sampler, ["ok"], tmp_path)
     with pytest.raises(ValueError, match="share an index"):
-        B.write_generations(sampler, [B.CompBenchPrompt(0, "ok", "color", "val")] * 2, tmp_path)
+        B.write_generations(sampler, [P.CompBenchPrompt(0, "ok", "color", "val")] * 2, tmp_path)
 
     def short(prompts, n):
         return [Image.new("RGB", (4, 4))]
 
     with pytest.raises(ValueError, match="returned 1 images for 1 prompts x 2"):
-        B.write_generations(short, [B.CompBenchPrompt(0, "ok", "color", "val")], tmp_path, images_per_prompt=2)
+        B.write_generations(short, [P.CompBenchPrompt(0, "ok", "color", "val")], tmp_path, images_per_prompt=2)
 
     def arrays(prompts, n):
         return [np.zeros((4, 4, 3))] * n
 
     with pytest.raises(TypeError, match="not a PIL image"):
-        B.write_generations(arrays, [B.CompBenchPrompt(0, "ok", "color", "val")], tmp_path, images_per_prompt=2)
+        B.write_generations(arrays, [P.CompBenchPrompt(0, "ok", "color", "val")], tmp_path, images_per_prompt=2)
     (tmp_path / "color" / "samples" / "stray.png").write_bytes(b"")
     with pytest.raises(BenchmarkFileError, match="not an official T2I-CompBench image name"):
         B.read_compbench_folder(tmp_path / "color")
@@ -345,7 +346,7 @@ def test_geneval_summary_averages_images_per_task_then_tasks():
 
 
 class FakeDetector:
-    labels = B.GENEVAL_CLASSES
+    labels = P.GENEVAL_CLASSES
 
     def __init__(self, found):
         self.found, self.calls = found, 0
@@ -365,7 +366,7 @@ def test_genevalscorer_uses_the_counting_threshold_for_counting_prompts_and_scor
     with pytest.raises(ValueError, match="cannot find 79 of GenEval's 80 classes"):
         S.GenEvalScorer(type("D", (), {"labels": ["cat"]})(), no_colours)
 
-    prompts = B.load_geneval(write_jsonl(tmp_path / "m.jsonl", LINES[:2]), expected=None)
+    prompts = P.load_geneval(write_jsonl(tmp_path / "m.jsonl", LINES[:2]), expected=None)
     B.write_generations(DummySampler([p.prompt for p in prompts]), prompts, tmp_path / "out", images_per_prompt=2,
                         progress=False)
     table = scorer.score_folder(tmp_path / "out", progress=False)
@@ -412,7 +413,7 @@ def test_determine_position_covers_every_relation():
 
 
 def test_spatial_objects_and_relation_without_a_tagger():
-    labels = B.GENEVAL_CLASSES
+    labels = P.GENEVAL_CLASSES
     assert S.spatial_relation("a girl on the top of a frog") == "on the top of"
     assert S.spatial_relation("a cat next to a dog") == "next to" and S.spatial_relation("a cat") is None
     assert S.spatial_objects("a girl on the top of a frog") == ("girl", "frog")
@@ -472,7 +473,7 @@ def test_compbenchscorer_routes_each_category_to_its_metric(tmp_path):
     with pytest.raises(ValueError, match="needs the CLIP"):
         S.CompBenchScorer(blip=model("blip"))("non_spatial", ["a"], images[:1])
 
-    prompts = [B.CompBenchPrompt(i, t, "shape", "val") for i, t in enumerate(["a round cup", "a square box"])]
+    prompts = [P.CompBenchPrompt(i, t, "shape", "val") for i, t in enumerate(["a round cup", "a square box"])]
     B.write_generations(DummySampler([p.prompt for p in prompts]), prompts, tmp_path, images_per_prompt=2,
                         progress=False)
     table = scorer.score_folder(tmp_path / "shape", "shape", batch_images=3, progress=False)
@@ -543,7 +544,7 @@ def mask2former_dir(tmp_path_factory):
     config = Mask2FormerConfig(backbone_config=backbone, hidden_dim=32, feature_size=32, mask_feature_size=32,
                                encoder_feedforward_dim=64, dim_feedforward=64, num_queries=10, encoder_layers=1,
                                decoder_layers=2, num_attention_heads=2, common_stride=4, use_pretrained_backbone=False,
-                               id2label=dict(enumerate(B.COCO_CLASSES)))
+                               id2label=dict(enumerate(P.COCO_CLASSES)))
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("mask2former")
     Mask2FormerForUniversalSegmentation(config).save_pretrained(path)
@@ -563,7 +564,7 @@ def test_mask2former_detector_returns_mmdet_style_detections_at_the_original_siz
     found = detector(images)
     assert len(found) == 3
     for image, d in zip(images, found):
-        assert len(d.labels) == 100 and set(d.labels) <= set(B.GENEVAL_CLASSES)  # top 100 of 10 queries x 80
+        assert len(d.labels) == 100 and set(d.labels) <= set(P.GENEVAL_CLASSES)  # top 100 of 10 queries x 80
         assert d.masks.shape == (100, image.height, image.width)
         np.testing.assert_array_equal(d.boxes, S.mask_boxes(torch.from_numpy(d.masks)).numpy())
         assert ((d.scores >= 0) & (d.scores <= 1)).all() and d.scores.max() > 0
@@ -611,7 +612,7 @@ def test_clip_color_classifier_is_genevals_zero_shot_classifier_on_masked_crops(
     assert crops[0].getpixel((5, 3)) == image.getpixel((7, 6))  # inside: the image
     colours = classifier(image, objects, "dog")
     expected = (100 * embed(model, processor, images=crops) @ weights).argmax(1)
-    assert colours == [B.GENEVAL_COLORS[i] for i in expected] and classifier(image, [], "dog") == []
+    assert colours == [P.GENEVAL_COLORS[i] for i in expected] and classifier(image, [], "dog") == []
 
 
 def test_genevalscorer_runs_end_to_end_on_tiny_checkpoints(mask2former_dir, clip_dir):

@@ -10,8 +10,8 @@ from cotlab.experiments import calibration, studies, transfer
 from cotlab.experiments.executor import available_cores, check_workers, describe_failures, execute_local
 from cotlab.experiments.graph import Graph, node, plan
 from cotlab.experiments.reproduce import CHAPTERS
-from cotlab.experiments.store import canonical_json
 from cotlab.experiments.tiers import PRESETS, notebook_parameters
+from cotlab.store import canonical_json
 
 NODES = "executor_nodes"
 

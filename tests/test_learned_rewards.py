@@ -5,10 +5,10 @@ import torch
 
 from cotlab import rewards
 from cotlab.experiments.reward_eval import Samples, best_of_n, pairwise_accuracy, reward_matrix, sample_base
-from cotlab.experiments.store import RunStore
 from cotlab.rewards.learned import (
     LearnedRewardConfig, make_dataset, preference_pairs, questions, train_reward_model,
 )
+from cotlab.store import RunStore
 from cotlab.world import load_suite, render, satisfies, scene_for
 
 TINY = dict(num_prompts=40, steps=30, batch_size=16, width=32, layers=1, heads=2)

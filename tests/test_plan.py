@@ -303,8 +303,8 @@ def test_the_plan_holds_the_domain_gap_runs_and_the_evaluations_its_notebook_rea
     from cotlab.experiments import transfer as tr
     from cotlab.experiments.graph import plan
     from cotlab.experiments.reproduce import CHAPTERS, DEPENDS
-    from cotlab.experiments.store import canonical_json
     from cotlab.experiments.tiers import notebook_parameters
+    from cotlab.store import canonical_json
 
     assert CHAPTERS.index(tr.CHAPTER) < CHAPTERS.index("09_findings") and tr.CHAPTER in DEPENDS["09_findings"]
     graph = plan(tier, [tr.CHAPTER])

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cotlab.experiments.store import CorruptRunError, RunStore, artifact_key
 from cotlab.policy import build_shapeworld_policy
 from cotlab.state_files import StateFileError, load_state, save_state
+from cotlab.store import CorruptRunError, RunStore, artifact_key
 from cotlab.training import DPOConfig, GRPOConfig, trainer_for
 from tiny import tiny_policy
 
@@ -178,7 +178,7 @@ def test_a_kill_while_checkpointing_resumes_bit_identical(finished, tmp_path, po
 BUILDER = """
 import os, sys, time
 from pathlib import Path
-from cotlab.experiments.store import RunStore
+from cotlab.store import RunStore
 
 root, key_value, log = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 
@@ -190,7 +190,7 @@ def build(out):
     with open(log, "a") as f:
         f.write(f"end {key_value} {os.getpid()} {time.time()}\\n")
 
-path = RunStore(root).get_or_create("x", {"value": key_value}, ["cotlab.experiments.store"], build)
+path = RunStore(root).get_or_create("x", {"value": key_value}, ["cotlab.store"], build)
 print(path)
 """
 
@@ -232,10 +232,10 @@ def test_builders_of_different_keys_run_at_the_same_time(tmp_path):
 
 def test_a_lock_held_by_a_dead_process_is_broken_and_its_leftovers_removed(tmp_path):
     store = RunStore(tmp_path / "runs")
-    key = artifact_key("x", {"value": 3}, ["cotlab.experiments.store"])
+    key = artifact_key("x", {"value": 3}, ["cotlab.store"])
     holder = run("""
         import os, signal, sys
-        from cotlab.experiments.store import RunStore
+        from cotlab.store import RunStore
         store = RunStore(sys.argv[1])
         store.lock("x", sys.argv[2]).acquire()
         tmp = store.path("x", sys.argv[2]).parent / f".tmp-{sys.argv[2]}-{os.getpid()}-dead"
@@ -247,7 +247,7 @@ def test_a_lock_held_by_a_dead_process_is_broken_and_its_leftovers_removed(tmp_p
     leftovers = list((store.root / "x").glob(f".tmp-{key}-*"))
     assert len(leftovers) == 1
     began = time.monotonic()
-    path = store.get_or_create("x", {"value": 3}, ["cotlab.experiments.store"],
+    path = store.get_or_create("x", {"value": 3}, ["cotlab.store"],
                                lambda out: (out / "value.txt").write_text("3"))
     assert time.monotonic() - began < 10 and store.verify(path)
     assert not any(p.name.startswith(".tmp-") for p in (store.root / "x").iterdir())
@@ -257,7 +257,7 @@ def test_two_concurrent_rl_runs_of_one_config_publish_one_clean_run(tmp_path):
     code = """
         import json, sys
         from cotlab.experiments.rl import rl_run
-        from cotlab.experiments.store import RunStore
+        from cotlab.store import RunStore
         from cotlab.training import GRPOConfig
         cfg = GRPOConfig(policy="tiny", max_steps=6, prompts_per_step=2, num_generations=2, learning_rate=1e-3,
                          guidance_scale=2.0)
@@ -276,7 +276,7 @@ def test_two_concurrent_rl_runs_of_one_config_publish_one_clean_run(tmp_path):
 
 def test_bad_manifest_entries_count_as_corrupt_and_keys_cannot_leave_the_store(tmp_path):
     store = RunStore(tmp_path)
-    path = store.get_or_create("x", {"a": 1}, ["cotlab.experiments.store"], lambda out: (out / "f").write_text("1"))
+    path = store.get_or_create("x", {"a": 1}, ["cotlab.store"], lambda out: (out / "f").write_text("1"))
     manifest = json.loads((path / "MANIFEST.json").read_text())
     for entry in ({"size": 1}, "not a mapping", {"size": "1", "sha256": "00"}, None):
         (path / "MANIFEST.json").write_text(json.dumps({"files": {**manifest["files"], "f": entry}}))
@@ -287,7 +287,7 @@ def test_bad_manifest_entries_count_as_corrupt_and_keys_cannot_leave_the_store(t
     with pytest.raises(CorruptRunError, match="outside the run"):
         store.verify_or_raise(path)
     with pytest.warns(UserWarning, match="corrupt"):
-        again = store.get_or_create("x", {"a": 1}, ["cotlab.experiments.store"],
+        again = store.get_or_create("x", {"a": 1}, ["cotlab.store"],
                                     lambda out: (out / "f").write_text("1"))
     assert store.verify(again)
     for key in ("../../x", "a/b", ".hidden", "..", ""):

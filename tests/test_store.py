@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from cotlab.experiments.store import (CorruptRunError, CorruptRunWarning, RunStore, append_jsonl, artifact_key,
+from cotlab.store import (CorruptRunError, CorruptRunWarning, RunStore, append_jsonl, artifact_key,
                                       atomic_write_json, code_version)
 
-CODE = ["cotlab.experiments.store"]
+CODE = ["cotlab.store"]
 
 
 @dataclasses.dataclass
@@ -67,7 +67,7 @@ def test_key_changes_with_config_kind_and_code(tmp_path):
     (pkg / "extra.py").write_text("Y = 1\n")
     assert code_version([pkg]) != v_pkg
     # module names resolve to the same source as their paths' contents, and differ between modules
-    assert code_version(["cotlab.experiments"]) != code_version(["cotlab.experiments.store"])
+    assert code_version(["cotlab.experiments"]) != code_version(["cotlab.experiments.tiers"])
 
 
 def test_non_json_config_value_raises_type_error_naming_the_key():

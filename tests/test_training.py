@@ -280,8 +280,8 @@ def test_grpo_and_dpo_raise_the_training_reward_in_the_smoke_tier():
 
 def test_rl_runs_are_cached_in_the_run_store(tmp_path):
     from cotlab.experiments.rl import rl_run
-    from cotlab.experiments.store import RunStore
     from cotlab.policy import JanusPolicy
+    from cotlab.store import RunStore
 
     store = RunStore(tmp_path / "runs")
     cfg = tiny(GRPOConfig, max_steps=2, output_dir=str(tmp_path / "ignored"))
@@ -295,7 +295,7 @@ def test_rl_runs_are_cached_in_the_run_store(tmp_path):
 
 def test_before_after_evaluates_the_base_once_and_every_run(tmp_path, monkeypatch):
     from cotlab.experiments.rl import before_after
-    from cotlab.experiments.store import RunStore
+    from cotlab.store import RunStore
 
     monkeypatch.setenv("COTLAB_RUNS", str(tmp_path / "runs"))  # the tiny base policy trains into this store
     configs = [tiny(cls, max_steps=2, seed=seed) for cls in (GRPOConfig, DPOConfig) for seed in (0, 1)]

@@ -11,8 +11,8 @@ import pytest
 import cotlab.experiments.rl as rl
 import cotlab.experiments.transfer as tr
 from cotlab.checks import ConfigError
-from cotlab.experiments.store import canonical_json
 from cotlab.policy.pretrain import BASE_TIERS, PRETRAIN_TIERS, base_key, holdout_tier
+from cotlab.store import canonical_json
 from cotlab.training import ALIGNED_FIELDS, aligned, arm_of, preset, training_prompts
 from cotlab.world import HOLDOUTS, CaptionConfig, captioned_scene, load_suite, meaning_twins, scene_codes
 

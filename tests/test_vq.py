@@ -168,8 +168,8 @@ def test_load_refuses_a_directory_without_a_model(tmp_path):
 
 
 def test_cached_training_goes_through_the_run_store(tmp_path, monkeypatch):
-    from cotlab.experiments.store import RunStore
     from cotlab.policy import vq
+    from cotlab.store import RunStore
 
     monkeypatch.setitem(vq.VQ_TIERS, "tiny", CFG)
     store = RunStore(tmp_path)

@@ -5,13 +5,11 @@ from .shapeworld import (EvalCard, EvalResult, chance_reports, evaluate_policy, 
 __all__ = ["EvalCard", "EvalResult", "chance_reports", "evaluate_policy", "first_per_category", "headline_metric",
            "image_bootstrap_se", "mean_ci"]
 
-# The paper's benchmarks at full scale (GenEval, T2I-CompBench): official prompt files, layouts, transformers scorers.
+# The paper's benchmarks at full scale (GenEval, T2I-CompBench): layouts and transformers scorers (their official prompt
+# files: `cotlab.prompt_files`).
 from .benchmark_scorers import (BlipVQAScorer, CompBenchCLIPScorer, CompBenchScorer, GenEvalScorer,
                                 Mask2FormerDetector, SpatialScorer, geneval_summary)
-from .benchmarks import (BenchmarkFileError, CompBenchPrompt, GenEvalPrompt, load_compbench, load_compbench_train,
-                         load_complex_kinds, load_geneval, policy_sampler, write_generations)
+from .benchmarks import policy_sampler, write_generations
 
-__all__ += ["BenchmarkFileError", "BlipVQAScorer", "CompBenchCLIPScorer", "CompBenchPrompt", "CompBenchScorer",
-            "GenEvalPrompt", "GenEvalScorer", "Mask2FormerDetector", "SpatialScorer", "geneval_summary",
-            "load_compbench", "load_compbench_train", "load_complex_kinds", "load_geneval", "policy_sampler",
-            "write_generations"]
+__all__ += ["BlipVQAScorer", "CompBenchCLIPScorer", "CompBenchScorer", "GenEvalScorer", "Mask2FormerDetector",
+            "SpatialScorer", "geneval_summary", "policy_sampler", "write_generations"]

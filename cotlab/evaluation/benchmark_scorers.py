@@ -48,18 +48,17 @@ T2I-CompBench (github.com/Karine-Huang/T2I-CompBench), per image, category score
                CLIP score (action prompts), or both (the rest), as `complex_val_{spatial,action}.txt` sort them.
     numeracy and 3d_spatial (UniDet with depth) have no scorer here: use the official harness.
 
-Checkpoints load with `from_pretrained` from a local directory or a hub id, never falling back to random weights: a
-missing checkpoint is a FileNotFoundError naming it, how to download it, and how to point cotlab at it.
+Checkpoints load with `from_pretrained` from a local directory or a hub id, never falling back to random weights
+(`cotlab.checkpoints`): a missing checkpoint is a FileNotFoundError naming it, how to download it, and how to point
+cotlab at it.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,9 +67,11 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from cotlab.evaluation.benchmarks import (COMPLEX_KINDS, GENEVAL_CLASSES, GENEVAL_COLORS, GENEVAL_RENAMED,
-                                          GENEVAL_TAGS, GenEvalPrompt, read_compbench_folder, read_geneval_folder)
-from cotlab.rewards.real import CLIP_CHECKPOINT, _is_local, _torch_dtype
+from cotlab.checkpoints import load_checkpoint, torch_dtype
+from cotlab.evaluation.benchmarks import read_compbench_folder, read_geneval_folder
+from cotlab.prompt_files import (COMPLEX_KINDS, GENEVAL_CLASSES, GENEVAL_COLORS, GENEVAL_RENAMED, GENEVAL_TAGS,
+                                 GenEvalPrompt)
+from cotlab.rewards.real import CLIP_CHECKPOINT
 
 MASK2FORMER_CHECKPOINT = "facebook/mask2former-swin-small-coco-instance"
 GENEVAL_CLIP_CHECKPOINT = "openai/clip-vit-large-patch14"
@@ -85,37 +86,6 @@ GENEVAL_NMS_THRESHOLD = 1.0  # 1 = no non-maximum suppression
 GENEVAL_POSITION_THRESHOLD = 0.1
 GENEVAL_COLOR_TEMPLATES = ("a photo of a {c} {classname}", "a photo of a {c}-colored {classname}",
                            "a photo of a {c} object")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Loading
-
-
-def _load_checkpoint(owner: str, path, default_checkpoint: str, load, how: str):
-    """`load(path)` after checking that a local directory holds a config and weights; a checkpoint that is not there is
-    a FileNotFoundError naming it, the download command and how to point cotlab at it (`how`, with {dir})."""
-    def missing(problem: str) -> FileNotFoundError:
-        checkpoint = default_checkpoint if _is_local(path) else os.fspath(path)
-        directory = os.fspath(path) if _is_local(path) else "/path/to/dir"
-        return FileNotFoundError(
-            f"{owner} cannot load {os.fspath(path)!r}: {problem}. It needs the transformers checkpoint {checkpoint} "
-            f"(cotlab never scores with random weights). Download it with `hf download {checkpoint} --local-dir "
-            f"{directory}` (formerly `huggingface-cli download`) and point cotlab at it with "
-            f"{how.format(dir=repr(directory))}.")
-
-    if _is_local(path):
-        directory = Path(path).expanduser()
-        problem = ("no such directory" if not directory.is_dir() else
-                   "no config.json in it" if not (directory / "config.json").is_file() else
-                   "no weights (*.safetensors or *.bin) in it"
-                   if not any(directory.glob("*.safetensors")) and not any(directory.glob("*.bin")) else None)
-        if problem:
-            raise missing(problem)
-        path = str(directory)
-    try:
-        return load(path)
-    except OSError as error:
-        raise missing(f"{type(error).__name__}: {str(error).rstrip('.')}") from error
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -222,11 +192,11 @@ class Mask2FormerDetector:
 
         def load(source):
             processor = Mask2FormerImageProcessorPil.from_pretrained(source, local_files_only=local_files_only)
-            model = Mask2FormerForUniversalSegmentation.from_pretrained(source, dtype=_torch_dtype(dtype),
+            model = Mask2FormerForUniversalSegmentation.from_pretrained(source, dtype=torch_dtype(dtype),
                                                                         local_files_only=local_files_only)
             return model.to(device), processor
 
-        model, processor = _load_checkpoint(
+        model, processor = load_checkpoint(
             "Mask2FormerDetector", path, MASK2FORMER_CHECKPOINT, load,
             "`Mask2FormerDetector.from_pretrained({dir})` (or `detector_path={dir}` of GenEvalScorer / SpatialScorer "
             "/ CompBenchScorer.from_pretrained)")
@@ -427,10 +397,10 @@ class CLIPColorClassifier:
 
         def load(source):
             processor = CLIPProcessor.from_pretrained(source, local_files_only=local_files_only)
-            model = CLIPModel.from_pretrained(source, dtype=_torch_dtype(dtype), local_files_only=local_files_only)
+            model = CLIPModel.from_pretrained(source, dtype=torch_dtype(dtype), local_files_only=local_files_only)
             return model.to(device), processor
 
-        model, processor = _load_checkpoint(
+        model, processor = load_checkpoint(
             "CLIPColorClassifier", path, GENEVAL_CLIP_CHECKPOINT, load,
             "`CLIPColorClassifier.from_pretrained({dir})` (or `clip_path={dir}` of GenEvalScorer.from_pretrained)")
         return cls(model, processor, **options)
@@ -749,11 +719,11 @@ class BlipVQAScorer:
 
         def load(source):
             processor = BlipProcessor.from_pretrained(source, local_files_only=local_files_only)
-            model = BlipForQuestionAnswering.from_pretrained(source, dtype=_torch_dtype(dtype),
+            model = BlipForQuestionAnswering.from_pretrained(source, dtype=torch_dtype(dtype),
                                                              local_files_only=local_files_only)
             return model.to(device), processor
 
-        model, processor = _load_checkpoint(
+        model, processor = load_checkpoint(
             "BlipVQAScorer", path, BLIP_VQA_CHECKPOINT, load,
             "`BlipVQAScorer.from_pretrained({dir})` (or `blip_path={dir}` of CompBenchScorer.from_pretrained)")
         return cls(model, processor, **options)
@@ -864,10 +834,10 @@ class CompBenchCLIPScorer:
 
         def load(source):
             processor = CLIPProcessor.from_pretrained(source, local_files_only=local_files_only)
-            model = CLIPModel.from_pretrained(source, dtype=_torch_dtype(dtype), local_files_only=local_files_only)
+            model = CLIPModel.from_pretrained(source, dtype=torch_dtype(dtype), local_files_only=local_files_only)
             return model.to(device), processor
 
-        model, processor = _load_checkpoint(
+        model, processor = load_checkpoint(
             "CompBenchCLIPScorer", path, COMPBENCH_CLIP_CHECKPOINT, load,
             "`CompBenchCLIPScorer.from_pretrained({dir})` (or `clip_path={dir}` of CompBenchScorer.from_pretrained)")
         return cls(model, processor, **options)

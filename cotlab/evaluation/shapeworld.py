@@ -10,12 +10,11 @@ import torch
 from tqdm import tqdm
 
 from cotlab import __version__
-from cotlab.world import SuiteReport, aggregate, load_suite, meaning_twins, score_batch
+from cotlab.store import code_version as sources_hash
+from cotlab.world import SuiteReport, aggregate, load_suite, meaning_twins, random_scene, render, score_batch
 
 
 def code_version() -> str:
-    from cotlab.experiments.store import code_version as sources_hash
-
     return f"{__version__}+{sources_hash(['cotlab'])[:10]}"
 
 
@@ -134,8 +133,6 @@ def chance_reports(suite: str, split: str | None = None, *, images_per_prompt: i
                    prompts_per_category: int | None = None) -> list[SuiteReport]:
     """What chance means on a suite: one report per seed for a prompt-blind image source, random clean scenes of
     1-4 objects (the pretraining scene distribution), scored against the prompts."""
-    from cotlab.world import random_scene, render
-
     split = split or ("val" if suite == "compbench" else "test")
     prompts = first_per_category(load_suite(suite, split), prompts_per_category)
     rows = [p for p in prompts for _ in range(images_per_prompt)]

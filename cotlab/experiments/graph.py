@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from cotlab.experiments.store import canonical_config, canonical_json
+from cotlab.store import BASE_POLICY_CODE, RL_CODE, RunStore, artifact_key, canonical_config, canonical_json
 
 LEARNED = ("preference", "judge")
 # Rough seconds per node on the 2-core reference machine (one thread), until the executor has timed nodes of a kind.
@@ -125,16 +125,13 @@ def build_evaluation(name: str, suites: list, eval_options: dict, policy: str | 
 @functools.lru_cache(maxsize=1024)
 def _scratch(n: Node) -> str | None:
     """The run store's scratch directory a running node checkpoints into (RL runs and base policies), else None."""
-    from cotlab.experiments.store import RunStore, artifact_key
-
     if n.target == f"{__name__}:build_rl":
-        from cotlab.experiments.rl import RL_CODE
-
         kind, key = "rl", artifact_key("rl", n.kwargs["config"], RL_CODE)
     elif n.target == f"{__name__}:build_base":
-        from cotlab.policy.pretrain import CODE, PRETRAIN_TIERS, base_key
+        from cotlab.policy.pretrain import PRETRAIN_TIERS, base_key
 
-        kind, key = "base_policy", artifact_key("base_policy", base_key(PRETRAIN_TIERS[n.kwargs["tier"]]), CODE)
+        kind, key = "base_policy", artifact_key("base_policy", base_key(PRETRAIN_TIERS[n.kwargs["tier"]]),
+                                               BASE_POLICY_CODE)
     else:
         return None
     return str(RunStore().path(kind, key).parent / f".scratch-{key}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from cotlab.policy import JanusSize
+from cotlab.policy import JanusSize, build_janus_pro_shaped_policy
 
 TINY_JANUS = JanusSize(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, image_embed_dim=8)
 
@@ -17,8 +17,6 @@ TINY_JANUS = JanusSize(hidden_size=32, num_layers=2, num_heads=2, intermediate_s
 def tiny_janus_pro(path, *, seed: int = 0, codebook_size: int = 64, grid: int = 4, image_size: int = 32) -> Path:
     """A random Janus saved like a Janus-Pro checkpoint: its images decode through the model's own VQ (`janus_vq`),
     with ShapeWorld's word-level text tokenizer."""
-    from cotlab.bench import build_janus_pro_shaped_policy
-
     path = Path(path)
     build_janus_pro_shaped_policy(seed, TINY_JANUS, codebook_size=codebook_size, grid=grid,
                                   image_size=image_size).save_pretrained(path)

@@ -18,6 +18,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from cotlab.store import RunStore
+
 from .executor import RETRIES, Report, Schedule, check_workers, log_path, run_logged
 from .graph import Graph, Node
 
@@ -101,8 +103,6 @@ def execute_ray(graph: Graph, *, address: str | None = None, workers: int | None
         check_address(address)  # before any work: ray.init would retry an unreachable head for minutes
     if not graph:
         return Report()
-    from cotlab.experiments.store import RunStore
-
     store = str(RunStore().root)
     log_dir = Path(log_dir).absolute()
     started = _connect(ray, address, workers)

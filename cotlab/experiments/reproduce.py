@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cotlab.experiments.tiers import check_tier, notebook_parameters
+from cotlab.store import artifact_key, atomic_write_json
 
 #: The book's chapters, in order: stems of ``notebooks/*.ipynb`` (each is also listed in ``book/_toc.yml``). The order
 #: is this list's, not the stems': a chapter added later keeps its number and goes where it is read, e.g. the domain
@@ -97,7 +98,7 @@ def kernel_python(kernel_name: str = KERNEL_NAME) -> str:
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment_variables(values: dict[str, str]) -> Iterator[None]:
     """Environment variables set for the duration (for kernels and workers started meanwhile), then restored."""
     old = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
@@ -145,8 +146,6 @@ def stage_sources(root: Path, book_src: Path) -> None:
 def chapter_stamp(chapter: str, tier: str, root: Path, upstream: dict[str, str]) -> str:
     """Hash of what a chapter's executed notebook depends on: the notebook, the tier's parameters, cotlab's source and
     the stamps of the chapters in :data:`DEPENDS` (computed earlier in the run, or now for those not in it)."""
-    from cotlab.experiments.store import artifact_key
-
     deps = {d: upstream.get(d) or chapter_stamp(d, tier, root, upstream) for d in DEPENDS[chapter]}
     config = {"chapter": chapter, "tier": tier, "parameters": notebook_parameters(chapter, tier), "upstream": deps}
     return artifact_key("chapter", config, ["cotlab", root / "notebooks" / f"{chapter}.ipynb"])
@@ -167,7 +166,7 @@ def execute_chapter(chapter: str, tier: str, root: Path, out_dir: Path, failed_d
     try:
         # Kernels draw inline figures even when the caller set MPLBACKEND (e.g. Agg for tests), and learn where this
         # run's timings file is (the benchmarks appendix reads it); out_dir is <build>/book_src/notebooks.
-        with _environment({"MPLBACKEND": _INLINE_BACKEND,
+        with environment_variables({"MPLBACKEND": _INLINE_BACKEND,
                            "COTLAB_TIMINGS_FILE": str(out_dir.parents[1] / TIMINGS_FILE)}):
             papermill.execute_notebook(
                 str(source),
@@ -255,8 +254,6 @@ def record_timing(path: Path, tier: str, chapter: str, seconds: float) -> None:
     import datetime as dt
     import json
 
-    from cotlab.experiments.store import atomic_write_json
-
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.setdefault(tier, {})[chapter] = {"seconds": round(seconds, 1),
                                           "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -279,7 +276,7 @@ def execute_graph(tier: str, chapters: Sequence[str], root: Path, build: Path, *
           file=sys.stderr, flush=True)
     # Workers must use the store the notebooks' kernels use (cwd = root): runs/ under the root unless $COTLAB_RUNS.
     store = os.environ.get("COTLAB_RUNS") or str(root / "runs")
-    with _environment({"COTLAB_RUNS": store}):
+    with environment_variables({"COTLAB_RUNS": store}):
         report = execute(graph, executor=executor, workers=workers, address=address, log_dir=build / "logs",
                          progress=print_progress)
     if not report.ok:

@@ -1,20 +1,15 @@
 """RL runs as cached stages of the run store: one trained policy per config, trained once and then reused.
 
 A notebook asks for `rl_run(cfg)`; the store keys the run by the config (without `output_dir`) and the sources of
-the trainers, losses, rewards, log-prob kernels, sampler and base policy, so editing any of them retrains exactly the runs they affect. A killed
+the trainers, losses, rewards, log-prob kernels, sampler and base policy (`cotlab.store.RL_CODE`), so editing any of
+them retrains exactly the runs they affect. A killed
 run resumes from its last checkpoint (kept in the store's scratch directory until the run is published).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from cotlab.policy.pretrain import CODE as BASE_CODE
-
-# The base policy never samples, so the sampler keys what samples (RL runs, evaluations) and not the base.
-POLICY_CODE = (*BASE_CODE, str(Path(__file__).parents[1] / "policy" / "sampling.py"))
-RL_CODE = ("cotlab.training", "cotlab.losses", "cotlab.rewards", "cotlab.kernels", *POLICY_CODE)
-# What an evaluation's numbers depend on besides the policy's weights (the policy's own code is part of its key).
-EVAL_CODE = (str(Path(__file__).parents[1] / "evaluation" / "shapeworld.py"), "cotlab.world", *POLICY_CODE)
+from cotlab.store import EVAL_CODE, RL_CODE, RunStore
 
 
 def rl_run(cfg, *, store=None, progress: bool = True, checkpoint_every: int = 10) -> Path:
@@ -23,7 +18,6 @@ def rl_run(cfg, *, store=None, progress: bool = True, checkpoint_every: int = 10
     steps in scratch space."""
     import shutil
 
-    from cotlab.experiments.store import RunStore
     from cotlab.training import trainer_for
 
     store = store or RunStore()
@@ -62,7 +56,6 @@ def evaluation_scores(policy_dir, name: str, *, suites=SUITES, store=None, progr
     import json
 
     from cotlab.evaluation import evaluate_policy
-    from cotlab.experiments.store import RunStore
     from cotlab.policy import JanusPolicy
 
     store = store or RunStore()
@@ -122,7 +115,6 @@ def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: boo
     import numpy as np
     import pandas as pd
 
-    from cotlab.experiments.store import RunStore
     from cotlab.training import arm_of
     from cotlab.training.health import run_health
 
@@ -277,6 +269,6 @@ def sweep_change(results, variable: str) -> list[str]:
     return lines
 
 
-__all__ = ["ARM_CONTRASTS", "EVAL_CODE", "RL_CODE", "SUITES", "algorithm_gaps", "arm_contrasts", "base_dir",
-           "before_after", "evaluation_options", "evaluation_scores", "health_flag", "reward_label", "rl_run",
-           "summarize_runs", "sweep_change"]
+__all__ = ["ARM_CONTRASTS", "SUITES", "algorithm_gaps", "arm_contrasts", "base_dir", "before_after",
+           "evaluation_options", "evaluation_scores", "health_flag", "reward_label", "rl_run", "summarize_runs",
+           "sweep_change"]

@@ -15,7 +15,7 @@ def reward_config(reward: dict, reward_training: dict | None = None) -> dict:
     return {"reward": reward["name"], "reward_options": options}
 
 
-def _runs(rl_preset: str, seeds, variants, arms=("grpo", "dpo")) -> tuple[list, list[dict]]:
+def aligned_runs(rl_preset: str, seeds, variants, arms=("grpo", "dpo")) -> tuple[list, list[dict]]:
     """Runs of every arm (`cotlab.training.ARMS`, GRPO and DPO by default) for every (tag, fields) variant and seed,
     arm by arm in the order given; every arm's run of a seed is aligned with the first arm's (same prompts, images
     sampled and reward calls)."""
@@ -41,8 +41,8 @@ def comparison_runs(rl_preset: str, seeds, rewards: list[dict], reward_training:
         raise ValueError(f"arm_rewards {unknown} are not among the rewards {rewards}; give rewards the chapter runs")
     configs, tags = [], []
     for reward in rewards:
-        runs = _runs(rl_preset, seeds, [({}, reward_config(reward, reward_training))],
-                     arms=arms if reward in arm_rewards else ("grpo", "dpo"))
+        runs = aligned_runs(rl_preset, seeds, [({}, reward_config(reward, reward_training))],
+                            arms=arms if reward in arm_rewards else ("grpo", "dpo"))
         configs, tags = configs + runs[0], tags + runs[1]
     return configs, tags
 
@@ -52,8 +52,8 @@ def group_size_runs(rl_preset: str, seeds, reward: dict, group_sizes, images_per
     bad = [g for g in group_sizes if images_per_step % g]
     if bad:
         raise ValueError(f"images_per_step {images_per_step} is not a multiple of the group sizes {bad}")
-    return _runs(rl_preset, seeds, [({"G": g}, {**reward_config(reward), "num_generations": g,
-                                                "prompts_per_step": images_per_step // g}) for g in group_sizes])
+    return aligned_runs(rl_preset, seeds, [({"G": g}, {**reward_config(reward), "num_generations": g,
+                                                       "prompts_per_step": images_per_step // g}) for g in group_sizes])
 
 
 def data_runs(rl_preset: str, seeds, reward: dict, category_counts, prompt_counts):
@@ -85,7 +85,7 @@ def data_runs(rl_preset: str, seeds, reward: dict, category_counts, prompt_count
                   {**base, "categories": tuple(COMPBENCH_CATEGORIES[:k])}) for k in category_counts if k < every]
     variants += [({"sweep": "volume", "categories": every, **seen(n)}, {**base, "num_prompts": n})
                  for n in prompt_counts]
-    return _runs(rl_preset, seeds, variants)
+    return aligned_runs(rl_preset, seeds, variants)
 
 
 def round_runs(rl_preset: str, seeds, reward: dict, rounds, total_steps: int):
@@ -96,9 +96,9 @@ def round_runs(rl_preset: str, seeds, reward: dict, rounds, total_steps: int):
     if uneven:
         raise ValueError(f"total_steps {total_steps} does not split into {uneven} equal rounds; pick a multiple of "
                          f"every round count")
-    return _runs(rl_preset, seeds, [({"round": r, "steps per round": total_steps // r},
-                                     {**reward_config(reward), "rounds": r, "max_steps": total_steps // r,
-                                      "reference": "round_start"}) for r in rounds])
+    return aligned_runs(rl_preset, seeds, [({"round": r, "steps per round": total_steps // r},
+                                            {**reward_config(reward), "rounds": r, "max_steps": total_steps // r,
+                                             "reference": "round_start"}) for r in rounds])
 
 
 EVAL_KEYS = ("images_per_prompt", "prompts_per_category")  # a chapter's evaluation parameters (and eval_seeds)
@@ -126,5 +126,5 @@ def chapter_runs(chapter: str, tier: str) -> tuple[list, list[dict], dict]:
     return configs, tags, {"seeds": p["eval_seeds"], **{k: p[k] for k in EVAL_KEYS}}
 
 
-__all__ = ["RL_CHAPTERS", "chapter_runs", "comparison_runs", "data_runs", "group_size_runs", "reward_config",
-           "round_runs"]
+__all__ = ["RL_CHAPTERS", "aligned_runs", "chapter_runs", "comparison_runs", "data_runs", "group_size_runs",
+           "reward_config", "round_runs"]

@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from cotlab.machine import machine_record
+from cotlab.store import RL_CODE, RunStore, artifact_key
+
 PHASES = ("sampling", "scoring", "reference", "update")
 
 
@@ -38,7 +41,6 @@ def _configs(tier: str, seeds, base: str, max_steps: int | None):
 
 def _sequential(configs, eval_options: dict, root: Path) -> tuple[float, list[dict]]:
     from cotlab.experiments.rl import evaluation_options, evaluation_scores, rl_run
-    from cotlab.experiments.store import RunStore
 
     store, eval_options = RunStore(root), evaluation_options(configs, eval_options)
     began = time.perf_counter()
@@ -56,14 +58,12 @@ def _sequential(configs, eval_options: dict, root: Path) -> tuple[float, list[di
 def _executor(configs, eval_options: dict, root: Path, workers: int | None) -> tuple[float, list[dict]]:
     from cotlab.experiments.executor import execute_local
     from cotlab.experiments.graph import Graph, add_runs
-    from cotlab.experiments.reproduce import _environment
-    from cotlab.experiments.rl import RL_CODE
-    from cotlab.experiments.store import RunStore, artifact_key
+    from cotlab.experiments.reproduce import environment_variables
 
     graph = Graph()
     ids = add_runs(graph, configs, eval_options)
     began = time.perf_counter()
-    with _environment({"COTLAB_RUNS": str(root)}):
+    with environment_variables({"COTLAB_RUNS": str(root)}):
         report = execute_local(graph, workers=workers, log_dir=root / "logs")
     seconds = time.perf_counter() - began
     if not report.ok:
@@ -82,7 +82,6 @@ def bench_throughput(tier: str = "default", seeds=(0, 1), workers: int | None = 
     """Runs per hour of the batch (GRPO and DPO of preset `tier` over `seeds`, each evaluated with these options),
     (a) sequentially in this process and (b) by the executor; see the module docstring. `policy`: the base (a
     pretraining tier or a checkpoint directory) instead of the preset's."""
-    from cotlab.bench import _machine
     from cotlab.experiments.executor import check_workers
     from cotlab.experiments.rl import base_dir
 
@@ -97,7 +96,7 @@ def bench_throughput(tier: str = "default", seeds=(0, 1), workers: int | None = 
                     "seeds": list(eval_seeds)}
     result = {"tier": tier, "base": base, "runs": len(configs), "seeds": list(seeds), "workers": workers,
               "threads_sequential": torch.get_num_threads(), "eval_options": eval_options,
-              "machine": _machine(torch.device("cpu"))}
+              "machine": machine_record(torch.device("cpu"))}
     counts = sorted({check_workers(w) for w in worker_counts} - {workers})
     with tempfile.TemporaryDirectory(prefix="cotlab-throughput-") as tmp:
         ways = [("executor", lambda root: _executor(configs, eval_options, root, workers)),

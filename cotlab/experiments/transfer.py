@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from cotlab.experiments.verdicts import DELTA
+from cotlab.store import RunStore
 
 MIN_ID_GAIN = DELTA  # an in-domain gain below this has no transfer ratio (module docstring)
 # (suite, split) -> role; the seen and held-out parts of each suite, L0's whole splits.
@@ -144,9 +145,9 @@ def part_scores(policy_dir, name: str, holdout: str, *, twin_free: bool = False,
 
 def transfer_runs(rl_preset: str, seeds, reward: dict, holdouts, arms=("grpo", "dpo", "dpo-online")):
     """(configs, tags) for `rl.before_after`-style studies: every arm (`cotlab.training.ARMS`) at every hold-out and
-    seed, each arm's run of a seed aligned with the first arm's (`studies._runs`). An L3 hold-out's runs start from
-    the base pretrained without it (`cotlab.policy.pretrain.holdout_tier`). Tags: holdout, level."""
-    from cotlab.experiments.studies import _runs, reward_config
+    seed, each arm's run of a seed aligned with the first arm's (`studies.aligned_runs`). An L3 hold-out's runs start
+    from the base pretrained without it (`cotlab.policy.pretrain.holdout_tier`). Tags: holdout, level."""
+    from cotlab.experiments.studies import aligned_runs, reward_config
     from cotlab.policy.pretrain import holdout_tier
     from cotlab.training import preset
     from cotlab.world import check_holdout
@@ -157,7 +158,7 @@ def transfer_runs(rl_preset: str, seeds, reward: dict, holdouts, arms=("grpo", "
     policy = preset(rl_preset, "grpo").policy
     variants = [({"holdout": h, "level": level_of(h)},
                  {**reward_config(reward), "holdout": h, "policy": holdout_tier(policy, h)}) for h in holdouts]
-    return _runs(rl_preset, seeds, variants, arms=arms)
+    return aligned_runs(rl_preset, seeds, variants, arms=arms)
 
 
 def overfit_control(rl_preset: str, seed: int, reward: dict, holdout: str, *, arm: str = "grpo",
@@ -190,7 +191,6 @@ def transfer_results(configs, tags=None, *, twin_free: bool = False, store=None,
     import json
 
     from cotlab.experiments import rl
-    from cotlab.experiments.store import RunStore
     from cotlab.training import arm_of
     from cotlab.training.health import run_health
 

@@ -29,6 +29,11 @@ SHAPEWORLD_SIZES = {
     "default": JanusSize(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=352, image_embed_dim=64),
     "tiny": JanusSize(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, image_embed_dim=8),
 }
+# Janus-Pro-1B's image side (16384 codes, 576 tokens on a 24x24 grid at 384 px, hidden 2048, 16 heads) with a shallow,
+# narrow language model (the real one has 24 layers, MLP width 5632): the speed benchmarks' stand-in for Janus-Pro.
+JANUS_PRO_SHAPED = JanusSize(hidden_size=2048, num_layers=2, num_heads=16, intermediate_size=1024, image_embed_dim=8,
+                             max_positions=640)
+JANUS_PRO_CODEBOOK, JANUS_PRO_GRID, JANUS_PRO_IMAGE_SIZE = 16384, 24, 384
 
 
 def janus_config(vocab_size: int, special_ids: dict[str, int], size: JanusSize, *, codebook_size: int,

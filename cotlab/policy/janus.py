@@ -22,6 +22,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from cotlab.kernels import logprobs_from_hidden
+from cotlab.world import PatchTokenizer
+
 from .sampling import Rollout, guide, sample_tokens
 from .tokenizers import ImageTokenizer, JanusVQTokenizer
 
@@ -83,8 +86,6 @@ class JanusPolicy:
         self.spec = spec or PolicySpec()
         if image_tokenizer is None:
             if self.spec.image_tokenizer == "shapeworld_patch":
-                from cotlab.world import PatchTokenizer
-
                 image_tokenizer = PatchTokenizer()
             else:
                 vision = model.config.vision_config
@@ -249,8 +250,6 @@ class JanusPolicy:
         rows = torch.cat([image_tokens, image_tokens]) if use_cfg else image_tokens
         temperature = temperature if temperature > 0 else 1.0
         if lean:
-            from cotlab.kernels import logprobs_from_hidden
-
             features, weight, bias = (scorer or self.scorer)(ids, mask, rows, features=True)
             if use_cfg:
                 features = guide(features[:n], features[n:], guidance_scale)

@@ -28,8 +28,10 @@ import torch
 from tqdm import tqdm
 
 from cotlab.state_files import load_state, newest_complete, partial_directory, publish_directory, save_state
+from cotlab.store import BASE_POLICY_CODE, RunStore
 from cotlab.world import HOLDOUTS, CaptionConfig, captioned_scene, code_table, scene_codes
 
+from .janus import JanusPolicy
 from .shapeworld import build_shapeworld_policy
 
 
@@ -198,23 +200,14 @@ def pretrain(cfg: PretrainConfig, out_dir, scratch_dir=None, progress: bool = Tr
     return summary
 
 
-# What a base policy depends on: a change in these sources retrains it (the optional VQ, the benchmarks and the
-# sampler, which pretraining never calls, do not).
-CODE = ("cotlab.world", *(str(Path(__file__).with_name(name)) for name in
-                          ("configs.py", "janus.py", "pretrain.py", "shapeworld.py", "tokenizers.py")))
-
-
 def base_policy(tier: str = "default", *, store=None, progress: bool = True):
-    """The base policy of a tier, trained once and then reused from the run store. Returns (policy, run directory)."""
-    from cotlab.experiments.store import RunStore
-
-    from .janus import JanusPolicy
-
+    """The base policy of a tier, trained once and then reused from the run store (keyed by `base_key` and
+    `cotlab.store.BASE_POLICY_CODE`). Returns (policy, run directory)."""
     if tier not in PRETRAIN_TIERS:
         raise ValueError(f"unknown pretraining tier {tier!r}; expected one of {', '.join(PRETRAIN_TIERS)}")
     cfg = PRETRAIN_TIERS[tier]
     store = store or RunStore()
-    path = store.get_or_create("base_policy", base_key(cfg), CODE,
+    path = store.get_or_create("base_policy", base_key(cfg), BASE_POLICY_CODE,
                                lambda out, scratch: pretrain(cfg, out, scratch, progress=progress),
                                desc=f"base policy ({tier} tier)")
     return JanusPolicy.from_pretrained(path), path

@@ -1,5 +1,6 @@
 """ShapeWorld's Janus: a small `JanusForConditionalGeneration` whose text tokenizer is ShapeWorld's vocabulary and
-whose image tokens are the designed patch codebook of `cotlab.world`."""
+whose image tokens are the designed patch codebook of `cotlab.world`; and a random Janus with Janus-Pro's image side
+(its own VQ) and the same text tokenizer, for the speed benchmarks and paper scale's stand-ins."""
 from __future__ import annotations
 
 import torch
@@ -7,8 +8,10 @@ from transformers import GenerationConfig, JanusForConditionalGeneration, JanusP
 from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
 
 from cotlab.world import CANVAS, CODEBOOK_SIZE, GRID, PatchTokenizer, code_table, vocabulary
+from cotlab.world import language as lang
 
-from .configs import SHAPEWORLD_SIZES, JanusSize, janus_config
+from .configs import (JANUS_PRO_CODEBOOK, JANUS_PRO_GRID, JANUS_PRO_IMAGE_SIZE, JANUS_PRO_SHAPED, SHAPEWORLD_SIZES,
+                      JanusSize, janus_config)
 from .janus import JanusPolicy, PolicySpec
 from .tokenizers import build_text_tokenizer
 
@@ -19,6 +22,15 @@ def shapeworld_processor() -> JanusProcessor:
     image_processor = JanusImageProcessorPil(size={"height": CANVAS, "width": CANVAS}, image_mean=[0.5] * 3,
                                              image_std=[0.5] * 3)
     return JanusProcessor(image_processor=image_processor, tokenizer=tokenizer, num_image_tokens=GRID * GRID)
+
+
+def set_generation_config(model, tokenizer) -> None:
+    """What `model.generate(generation_mode="image")` needs, so that transformers' own path works on our checkpoints."""
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        generation_kwargs={"boi_token_id": tokenizer.convert_tokens_to_ids(tokenizer.boi_token)},
+    )
 
 
 def factorized_code_vectors(dim: int, std: float) -> torch.Tensor:
@@ -49,8 +61,6 @@ def word_vectors(tokenizer, dim: int, std: float) -> torch.Tensor:
     this gives it what a pretrained embedding knows of ShapeWorld's words, and no more: which words name which kind of
     fact, and which words are the same fact. Measured without it: after 2,000 steps a default-size model still put no
     colour information (a linear probe at chance) into the state that predicts an object's first token."""
-    from cotlab.world import language as lang
-
     roles = {"shape": {**lang.SHAPE_NOUNS, **lang.SHAPE_PLURALS, **lang.SHAPE_ADJECTIVES},
              "colour": lang.COLOR_WORDS, "texture": lang.TEXTURE_WORDS, "size": lang.SIZE_WORDS,
              "number": {w: n for w, (n, exact) in lang.DETERMINERS.items() if exact}}
@@ -83,10 +93,22 @@ def build_shapeworld_policy(size: str | JanusSize = "default", seed: int = 0, lo
         for weight in (model.model.generation_embeddings.weight, model.model.generation_head.vision_head.weight):
             weight.copy_(factorized_code_vectors(weight.shape[1], std=std))
         model.get_input_embeddings().weight.copy_(word_vectors(tok, config.text_config.hidden_size, std))
-    # What `model.generate(generation_mode="image")` needs, so that transformers' own path works on our checkpoints.
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["bos"], pad_token_id=ids["pad"], eos_token_id=ids["eos"],
-        generation_kwargs={"boi_token_id": tok.convert_tokens_to_ids(tok.boi_token)},
-    )
+    set_generation_config(model, tok)
     spec = PolicySpec(image_tokenizer="shapeworld_patch", logprob_mode=logprob_mode)
     return JanusPolicy(model, processor, PatchTokenizer(), spec)
+
+
+def build_janus_pro_shaped_policy(seed: int = 0, size: JanusSize = JANUS_PRO_SHAPED, *,
+                                  codebook_size: int = JANUS_PRO_CODEBOOK, grid: int = JANUS_PRO_GRID,
+                                  image_size: int = JANUS_PRO_IMAGE_SIZE) -> JanusPolicy:
+    """A random Janus with Janus-Pro-1B's image side by default (its own VQ as image tokenizer) and ShapeWorld's
+    text tokenizer."""
+    processor = shapeworld_processor()
+    tok = processor.tokenizer
+    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
+           "image": tok.convert_tokens_to_ids(tok.image_token)}
+    config = janus_config(len(tok), ids, size, codebook_size=codebook_size, grid=grid, image_size=image_size)
+    torch.manual_seed(seed)
+    model = JanusForConditionalGeneration(config).eval()
+    set_generation_config(model, tok)
+    return JanusPolicy(model, processor, spec=PolicySpec(image_tokenizer="janus_vq"))

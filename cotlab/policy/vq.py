@@ -62,8 +62,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from cotlab import world as w
-
-from cotlab.experiments.store import atomic_write_json
+from cotlab.store import VQ_CODE, RunStore, atomic_write_json
 
 from .pretrain import lr_at  # the same warm-up + cosine schedule (reads lr, steps, warmup_frac)
 from .tokenizers import JanusVQTokenizer
@@ -488,19 +487,15 @@ def load_vq_tokenizer(path, *, device=None) -> JanusVQTokenizer:
     return JanusVQTokenizer(model, IMAGE_SIZE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
-CODE = ("cotlab.world", "cotlab.policy.vq", "cotlab.policy.tokenizers")  # a change here retrains the VQ
-
-
 def train_vq_cached(tier: str = "default", *, store=None, progress: bool = True) -> Path:
     """The VQ of a preset, trained once and then reused from the run store. Returns the model directory (loadable
-    with `load_vq_tokenizer`): `vq/` inside the run directory, apart from the store's own files."""
-    from cotlab.experiments.store import RunStore
-
+    with `load_vq_tokenizer`): `vq/` inside the run directory, apart from the store's own files (keyed by
+    `cotlab.store.VQ_CODE`)."""
     if tier not in VQ_TIERS:
         raise ValueError(f"unknown VQ preset {tier!r}; expected one of {', '.join(VQ_TIERS)}")
     cfg = VQ_TIERS[tier]
     store = store or RunStore()
-    path = store.get_or_create("vq", asdict(cfg), CODE,
+    path = store.get_or_create("vq", asdict(cfg), VQ_CODE,
                                lambda out, scratch: train_vq(cfg, Path(out) / "vq", progress, scratch_dir=scratch),
                                desc=f"learned VQ ({tier} preset)")
     return path / "vq"

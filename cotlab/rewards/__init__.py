@@ -1,4 +1,6 @@
-"""Reward models: one protocol, a registry, and checks on what a reward returns.
+"""Reward models: one protocol, a registry, and checks on what a reward returns (`registry`); the exact metric (here),
+composites and a cache (`compose`), ShapeWorld's learned reward models (`learned`), and the paper-scale ones through
+transformers (`real`, `paper_models`), each registered by name below.
 
 A reward model is a callable ``rm(prompts, images, metadata=None) -> torch.Tensor`` of shape (N,), float and finite,
 with a ``name``. ``get(name, **options)`` builds a registered one; ``available()`` lists the names.
@@ -6,18 +8,16 @@ with a ``name``. ``get(name, **options)`` builds a registered one; ``available()
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
 from cotlab.world import score_batch
 
-
-@runtime_checkable
-class RewardModel(Protocol):
-    name: str
-
-    def __call__(self, prompts: list[str], images: list, metadata: list[dict] | None = None) -> torch.Tensor: ...
+from .compose import CachedReward, CompositeReward, composite
+from .learned import LearnedReward, learned_reward
+from .paper_models import HPSv2, ImageReward, hps, imagereward  # models load on first use
+from .real import CLIPScore, VLMJudge, clipscore, vlm_judge  # transformers models load on first use
+from .registry import MAX_REWARD, RewardModel, available, check, checked_rewards, get, register
 
 
 class MetricReward:
@@ -31,79 +31,7 @@ class MetricReward:
         return torch.tensor([s.value for s in score_batch(list(prompts), list(images))], dtype=torch.float32)
 
 
-_REGISTRY: dict[str, Callable[..., RewardModel]] = {"metric": MetricReward}
-
-
-def register(name: str, factory: Callable[..., RewardModel]) -> None:
-    """Make `get(name, **options)` build a reward model with `factory(**options)`."""
-    _REGISTRY[name] = factory
-
-
-def available() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def check(name: str, options: dict) -> None:
-    """Refuse an unknown reward name, or options its factory does not take, naming them (cheap: nothing loads)."""
-    import inspect
-
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown reward model {name!r}; available: {', '.join(available())}")
-    try:
-        signature = inspect.signature(_REGISTRY[name])
-    except (TypeError, ValueError):  # a factory without a signature: it checks its own options
-        return
-    try:
-        signature.bind(**options)
-    except TypeError:
-        takes = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-        known = ", ".join(p.name for p in takes if p.kind != inspect.Parameter.VAR_POSITIONAL) or "none"
-        raise ValueError(f"reward model {name!r} does not take the options {sorted(options)}; its options: "
-                         f"{known}") from None
-
-
-def get(name: str, **options) -> RewardModel:
-    check(name, options)
-    return _REGISTRY[name](**options)
-
-
-MAX_REWARD = 1e6  # float32 keeps 7 digits: beyond this, differences between rewards round away (and N x 1e30 overflows)
-
-
-def checked_rewards(rm: RewardModel, prompts: list[str], images: list, metadata=None) -> torch.Tensor:
-    """Call `rm` and insist on its contract: a real float tensor of shape (N,) with finite values of magnitude at most
-    `MAX_REWARD` (so that the float32 mean and std the trainers take never overflow). The error names the reward
-    model and, for a bad value, the prompt it was scoring."""
-    name = getattr(rm, "name", type(rm).__name__)
-    values = rm(prompts, images, metadata)
-    if not isinstance(values, torch.Tensor):
-        raise TypeError(f"reward model {name!r} returned {type(values).__name__}; it must return a torch.Tensor")
-    if values.shape != (len(prompts),):
-        raise ValueError(f"reward model {name!r} returned shape {tuple(values.shape)} for {len(prompts)} images; "
-                         f"it must return one reward per image, shape ({len(prompts)},)")
-    if values.is_complex():
-        i = int((values.imag != 0).nonzero()[0]) if (values.imag != 0).any() else 0
-        raise ValueError(f"reward model {name!r} returned {values[i].item()} for prompt {prompts[i]!r} (row {i}); "
-                         f"rewards must be real, not {values.dtype}")
-    bad = (~torch.isfinite(values.double())).nonzero()
-    if len(bad):
-        i = int(bad[0])
-        raise ValueError(f"reward model {name!r} returned {values[i].item()} for prompt {prompts[i]!r} (row {i}); "
-                         f"rewards must be finite")
-    big = (values.double().abs() > MAX_REWARD).nonzero()
-    if len(big):
-        i = int(big[0])
-        raise ValueError(f"reward model {name!r} returned {values[i].item():g} for prompt {prompts[i]!r} (row {i}); "
-                         f"rewards must be at most {MAX_REWARD:g} in magnitude (float32 loses the differences "
-                         f"between larger ones, and their mean or std overflows)")
-    return values.float()
-
-
-from .compose import CachedReward, CompositeReward, composite  # noqa: E402  (compose imports get, checked_rewards)
-from .learned import LearnedReward, learned_reward  # noqa: E402
-from .paper_models import HPSv2, ImageReward, hps, imagereward  # noqa: E402  (models load on first use)
-from .real import CLIPScore, VLMJudge, clipscore, vlm_judge  # noqa: E402  (transformers models load on first use)
-
+register("metric", MetricReward)
 register("composite", composite)
 register("preference", partial(learned_reward, "preference"))
 register("judge", partial(learned_reward, "judge"))
@@ -119,5 +47,6 @@ def cached(rm: RewardModel) -> RewardModel:
     return rm if isinstance(rm, (CachedReward, CompositeReward)) else CachedReward(rm)
 
 
-__all__ = ["CLIPScore", "CachedReward", "CompositeReward", "HPSv2", "ImageReward", "LearnedReward", "MetricReward",
-           "RewardModel", "VLMJudge", "available", "cached", "checked_rewards", "get", "register"]
+__all__ = ["MAX_REWARD", "CLIPScore", "CachedReward", "CompositeReward", "HPSv2", "ImageReward", "LearnedReward",
+           "MetricReward", "RewardModel", "VLMJudge", "available", "cached", "check", "checked_rewards", "get",
+           "register"]

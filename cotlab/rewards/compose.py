@@ -11,8 +11,7 @@ import hashlib
 
 import torch
 
-# cotlab.rewards imports this module after defining these, so the import resolves on the partly built package.
-from cotlab.rewards import checked_rewards, get
+from cotlab.rewards.registry import checked_rewards, get
 
 NORMALIZATIONS = ("raw", "zscore", "rank")
 

@@ -31,6 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from cotlab.checks import ConfigError, ConfigTypeError, Rule, check_fields
+from cotlab.store import REWARD_MODEL_CODE, RunStore
 from cotlab.world import (
     CANVAS, CODEBOOK_SIZE, NUM_TOKENS, PATCH, CaptionConfig, Scene, captioned_scene, decode_arrays, facts_named,
     load_suite, parse_prompt, perturb, phrase_text, random_scene, read_patch_batch, satisfies, scene_codes, scene_for,
@@ -345,9 +346,6 @@ def train_reward_model(cfg: LearnedRewardConfig, out_dir=None, progress: bool = 
     return model, summary
 
 
-CODE = ("cotlab.world", __file__)
-
-
 def learned_reward(family: str, *, path=None, store=None, device="cpu", batch_size_scoring: int = 256,
                    progress: bool = True, **options) -> LearnedReward:
     """The registry's factory: a trained model loaded from `path`, or the one of this config trained once and then
@@ -358,10 +356,8 @@ def learned_reward(family: str, *, path=None, store=None, device="cpu", batch_si
                             f"not both")
         return LearnedReward.from_pretrained(path, device, batch_size_scoring)
     cfg = config_from_options(family, options)
-    from cotlab.experiments.store import RunStore
-
     store = store or RunStore()
-    run = store.get_or_create("reward_model", asdict(cfg), CODE,
+    run = store.get_or_create("reward_model", asdict(cfg), REWARD_MODEL_CODE,
                               lambda out: train_reward_model(cfg, out, progress=progress),
                               desc=f"{cfg.family} reward model, {cfg.breadth} data, seed {cfg.seed}")
     return LearnedReward.from_pretrained(run, device, batch_size_scoring)

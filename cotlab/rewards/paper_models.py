@@ -35,7 +35,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .real import _torch_dtype, check_inputs
+from cotlab.checkpoints import torch_dtype
+
+from .real import check_inputs
 
 # OpenAI CLIP's pixel statistics: HPS v2 (OpenCLIP's OPENAI_DATASET_MEAN/STD) and ImageReward normalise with them.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -457,7 +459,7 @@ class HPSv2:
         config, weights = openclip_to_clip(_load_tensors(checkpoint_file))
         model = _uninitialised(lambda: CLIPModel(config))
         load_complete(model, weights)
-        return cls(model.to(device=device, dtype=_torch_dtype(dtype)), CLIPTokenizer.from_pretrained(tokenizer_dir),
+        return cls(model.to(device=device, dtype=torch_dtype(dtype)), CLIPTokenizer.from_pretrained(tokenizer_dir),
                    batch_size=batch_size, name=name)
 
     def __call__(self, prompts, images, metadata=None) -> torch.Tensor:
@@ -527,7 +529,7 @@ class ImageReward:
             _load_tensors(checkpoint_file), json.loads(config_file.read_text()))
         model = _uninitialised(lambda: ImageRewardNet(vision_config, text_config, head_sizes))
         load_complete(model, weights)
-        return cls(model.to(device=device, dtype=_torch_dtype(dtype)), BertTokenizer.from_pretrained(tokenizer_dir),
+        return cls(model.to(device=device, dtype=torch_dtype(dtype)), BertTokenizer.from_pretrained(tokenizer_dir),
                    batch_size=batch_size, name=name)
 
     def __call__(self, prompts, images, metadata=None) -> torch.Tensor:

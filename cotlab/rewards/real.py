@@ -7,23 +7,23 @@
                           ("Final Score: 4.5" -> 0.9), `fallback` when there is none or it is out of [0, max_score]
                                                                                      (UnifiedReward, Wang et al. 2025)
 
-Checkpoints load with `from_pretrained` from a local directory or a hub id and never fall back to random weights: a
-missing checkpoint is a FileNotFoundError that names it, says how to download it and how to point cotlab at it. Images
-go through transformers' PIL image processors, so nothing here needs torchvision. transformers' model classes are
-imported on first load, so importing `cotlab.rewards` stays fast.
+Checkpoints load with `from_pretrained` from a local directory or a hub id and never fall back to random weights
+(`cotlab.checkpoints`): a missing checkpoint is a FileNotFoundError that names it, says how to download it and how to
+point cotlab at it. Images go through transformers' PIL image processors, so nothing here needs torchvision.
+transformers' model classes are imported on first load, so importing `cotlab.rewards` stays fast.
 """
 from __future__ import annotations
 
 import collections
 import inspect
 import math
-import os
 import re
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from cotlab.checkpoints import load_checkpoint, torch_dtype
 
 CLIP_CHECKPOINT = "openai/clip-vit-base-patch32"  # the CLIP that CLIPScore's w = 2.5 was chosen for
 JUDGE_CHECKPOINT = "CodeGoat24/UnifiedReward-qwen-7b"  # UnifiedReward on Qwen2.5-VL-7B, a "parse"-mode judge
@@ -73,51 +73,6 @@ def parse_score(answer: str, pattern: str, max_score: float) -> float | None:
     return value / max_score if 0 <= value <= max_score else None
 
 
-def _torch_dtype(dtype) -> torch.dtype:
-    value = dtype if isinstance(dtype, torch.dtype) else getattr(torch, str(dtype), None)
-    if not isinstance(value, torch.dtype):
-        raise ValueError(f"unknown dtype {dtype!r}; use a torch dtype name such as 'float32', 'bfloat16' or 'float16'")
-    return value
-
-
-def _is_local(path) -> bool:
-    """Whether `path` names a directory rather than a hub id ("name" or "owner/name")."""
-    text = os.fspath(path)
-    return (isinstance(path, os.PathLike) or os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1
-            or os.path.exists(os.path.expanduser(text)))
-
-
-def _missing_checkpoint(reward: str, path, problem: str, checkpoint: str) -> FileNotFoundError:
-    directory = os.fspath(path) if _is_local(path) else "/path/to/dir"
-    return FileNotFoundError(
-        f"reward model {reward!r} cannot load {os.fspath(path)!r}: {problem}. It needs the transformers checkpoint "
-        f"{checkpoint} (cotlab never scores with random weights). Download it with the huggingface_hub CLI, "
-        f"`hf download {checkpoint} --local-dir {directory}` (formerly `huggingface-cli download`), and point cotlab "
-        f"at it with `cotlab.rewards.get({reward!r}, path={directory!r})`.")
-
-
-def _load_checkpoint(reward: str, path, default_checkpoint: str, load):
-    """`load(path)`, after checking that a local directory holds a config and weights; a checkpoint that is not there
-    (a bad directory, a hub id that cannot be fetched) is a FileNotFoundError saying what to download and how to use
-    it. A local directory is suggested `default_checkpoint`; a hub id, itself."""
-    if _is_local(path):
-        directory = Path(path).expanduser()
-        problem = ("no such directory" if not directory.is_dir() else
-                   "no config.json in it" if not (directory / "config.json").is_file() else
-                   "no weights (*.safetensors or *.bin) in it"
-                   if not any(directory.glob("*.safetensors")) and not any(directory.glob("*.bin")) else None)
-        if problem:
-            raise _missing_checkpoint(reward, path, problem, default_checkpoint)
-        path, checkpoint = str(directory), default_checkpoint
-    else:
-        checkpoint = path
-    try:
-        return load(path)
-    except OSError as error:
-        problem = f"{type(error).__name__}: {str(error).rstrip('.')}"
-        raise _missing_checkpoint(reward, path, problem, checkpoint) from error
-
-
 def _option_names(function) -> list[str]:
     return [p.name for p in inspect.signature(function).parameters.values()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "model", "processor")]
@@ -158,10 +113,11 @@ class CLIPScore:
 
         def load(source):
             processor = CLIPProcessor.from_pretrained(source, local_files_only=local_files_only)
-            model = CLIPModel.from_pretrained(source, dtype=_torch_dtype(dtype), local_files_only=local_files_only)
+            model = CLIPModel.from_pretrained(source, dtype=torch_dtype(dtype), local_files_only=local_files_only)
             return model.to(device), processor
 
-        model, processor = _load_checkpoint("clipscore", path, CLIP_CHECKPOINT, load)
+        model, processor = load_checkpoint("reward model 'clipscore'", path, CLIP_CHECKPOINT, load,
+                                           "`cotlab.rewards.get('clipscore', path={dir})`")
         return cls(model, processor, **options)
 
     def __call__(self, prompts, images, metadata=None) -> torch.Tensor:
@@ -251,11 +207,12 @@ class VLMJudge:
                                  f"vlm_judge needs a vision-language model such as Qwen2.5-VL or LLaVA-OneVision")
             processor = images_only(getattr(transformers, processor_name)).from_pretrained(
                 source, local_files_only=local_files_only)
-            model = AutoModelForImageTextToText.from_pretrained(source, dtype=_torch_dtype(dtype),
+            model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype(dtype),
                                                                 local_files_only=local_files_only)
             return model.to(device), processor
 
-        model, processor = _load_checkpoint("vlm_judge", path, JUDGE_CHECKPOINT, load)
+        model, processor = load_checkpoint("reward model 'vlm_judge'", path, JUDGE_CHECKPOINT, load,
+                                           "`cotlab.rewards.get('vlm_judge', path={dir})`")
         return cls(model, processor, **options)
 
     def _single_token(self, word: str) -> int:

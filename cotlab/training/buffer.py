@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from cotlab.rewards import checked_rewards
+from cotlab.store import code_version
 
 
 def row_seed(seed: int, round_: int, step: int, prompt_index: int, sample: int) -> int:
@@ -187,8 +188,6 @@ def vocab_digest(tokenizer) -> str:
 
 @cache
 def sources_digest() -> str:
-    from cotlab.experiments.store import code_version
-
     return code_version(["cotlab"])
 
 

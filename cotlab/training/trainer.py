@@ -25,6 +25,9 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType
 from tqdm import tqdm
 
+from cotlab.policy import JanusPolicy
+from cotlab.policy.pretrain import PRETRAIN_TIERS, base_policy
+from cotlab.prompt_files import COMPBENCH_CATEGORIES, load_compbench
 from cotlab.rewards import cached, checked_rewards
 from cotlab.rewards import check as check_reward
 from cotlab.rewards import get as get_reward
@@ -38,6 +41,7 @@ from cotlab.state_files import (
     publish_directory,
     save_state,
 )
+from cotlab.world import HOLDOUTS, SPLITS, SUITES, load_suite
 
 from .buffer import Groups, collect_groups, row_seed
 from .config import RLConfig
@@ -103,9 +107,6 @@ def prepare_reference(reference, accelerator: Accelerator):
 
 def load_policy(name_or_path: str):
     """A base-policy tier name (trained once, cached in the run store) or a JanusPolicy checkpoint directory."""
-    from cotlab.policy import JanusPolicy
-    from cotlab.policy.pretrain import PRETRAIN_TIERS, base_policy
-
     if name_or_path in PRETRAIN_TIERS:
         return base_policy(name_or_path)[0]
     path = Path(name_or_path).expanduser()
@@ -137,8 +138,6 @@ def training_prompts(cfg: RLConfig) -> list[str]:
     prompt: a run never trains on what its hold-out names."""
     import os
 
-    from cotlab.world import HOLDOUTS, SUITES, load_suite
-
     if cfg.prompts not in SUITES and cfg.holdout != "L0":
         raise ValueError(f"holdout={cfg.holdout!r} needs a ShapeWorld suite ({', '.join(SUITES)}): hold-outs filter "
                          f"prompts by their ShapeWorld meaning, and prompts={cfg.prompts!r} is not one; set "
@@ -153,8 +152,6 @@ def training_prompts(cfg: RLConfig) -> list[str]:
                              f"(compbench: train, dev, val-seen; geneval: test-seen)")
         prompts = [(p.text, p.category) for p in suite]
     elif directory and Path(directory).expanduser().is_dir():
-        from cotlab.evaluation.benchmarks import COMPBENCH_CATEGORIES, load_compbench
-
         present = [c for c in COMPBENCH_CATEGORIES if (Path(directory).expanduser() / f"{c}_{cfg.split}.txt").is_file()]
         prompts = [(p.prompt, c) for c in (cfg.categories or present) for p in load_compbench(directory, c, cfg.split)]
     else:
@@ -180,8 +177,6 @@ PROBE_SEED = 20_505  # the probe's draws: one seed for every run, so probes of d
 def probe_prompts(cfg: RLConfig, train_prompts: list[str]) -> list[str]:
     """`cfg.probe_prompts` prompts spread evenly over the in-domain dev split of a ShapeWorld suite that has one
     (prompts no choice is reported on and no run trains on), else over the training prompts (official prompt files)."""
-    from cotlab.world import SPLITS, load_suite
-
     dev = "dev" in SPLITS.get(cfg.prompts, ())
     pool = [p.text for p in load_suite(cfg.prompts, "dev", holdout=cfg.holdout)] if dev else list(train_prompts)
     n = min(cfg.probe_prompts, len(pool))

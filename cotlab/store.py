@@ -21,6 +21,10 @@ or they could not have been holding it) and resumes from ``.scratch-<key>``, whi
 the book rebuilds exactly what changed. A directory is *verified* when its manifest parses and every listed file has
 its size and checksum (files added later are ignored; a missing or changed one makes the run corrupt). Producers need
 not fsync: a run damaged by a crash after publication fails verification and is recomputed.
+
+What each kind of run the book caches depends on (``BASE_POLICY_CODE``, ``VQ_CODE``, ``REWARD_MODEL_CODE``,
+``RL_CODE``, ``EVAL_CODE``) is written here, below every room that builds or reads one, so that a key means the same
+wherever it is computed.
 """
 
 from __future__ import annotations
@@ -147,6 +151,32 @@ def artifact_key(kind: str, config: Any, code: Sequence[str | os.PathLike] | str
     """Short stable key: first 16 hex of sha256(kind, canonical JSON of config, code version)."""
     payload = f"{kind}\n{canonical_json(config)}\n{code_version(code)}"
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- what each kind of run depends on
+# A change in these sources gives the kind new keys, so the book rebuilds exactly the runs it affects. Single files are
+# named by path (the hash records their file name), so that a key is computed without importing their package.
+
+_PACKAGE = Path(cotlab.__file__).parent
+
+
+def _files(room: str, *names: str) -> tuple[str, ...]:
+    return tuple(str(_PACKAGE / room / name) for name in names)
+
+
+# A base policy (pretraining): the optional VQ, the benchmarks and the sampler, which pretraining never calls, do not.
+BASE_POLICY_CODE = ("cotlab.world",
+                    *_files("policy", "configs.py", "janus.py", "pretrain.py", "shapeworld.py", "tokenizers.py"))
+VQ_CODE = ("cotlab.world", "cotlab.policy.vq", "cotlab.policy.tokenizers")
+REWARD_MODEL_CODE = ("cotlab.world", *_files("rewards", "learned.py"))  # a learned ShapeWorld reward model
+# The base policy never samples, so the sampler keys what samples (RL runs, evaluations) and not the base.
+POLICY_CODE = (*BASE_POLICY_CODE, *_files("policy", "sampling.py"))
+# An RL run: trainers, losses, rewards (with the checkpoint loaders of the paper-scale ones), log-prob kernels, the
+# official prompt files it may train on, the sampler and the base policy.
+RL_CODE = ("cotlab.training", "cotlab.losses", "cotlab.rewards", "cotlab.checkpoints", "cotlab.kernels",
+           "cotlab.prompt_files", *POLICY_CODE)
+# What an evaluation's numbers depend on besides the policy's weights (the policy's own code is part of its key).
+EVAL_CODE = (*_files("evaluation", "shapeworld.py"), "cotlab.world", *POLICY_CODE)
 
 
 # ---------------------------------------------------------------- the store
