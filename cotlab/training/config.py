@@ -237,7 +237,7 @@ PRESETS: dict[str, dict] = {
               "grpo": dict(beta=0.0), "dpo": dict(beta=0.1)},
     # ShapeWorld, the book's default tier.
     # 40 steps of 8 prompts: measured on the default base (metric reward, seed 0), GRPO took ID 0.35 -> 0.48 and OOD
-    # 0.33 -> 0.43 in about 40 s, which leaves room in the book's budget for three seeds of every comparison.
+    # 0.33 -> 0.43 in about 40 s; the tiers size seeds and evaluations from the power analysis (experiments/tiers.py).
     # probe_every=10: four points along every run (learning curves, KL to the base, on-policy reward for both).
     "default": {"shared": dict(policy="default", max_steps=40, prompts_per_step=8, num_generations=4,
                                learning_rate=2e-4, guidance_scale=2.0,  # the default base's best weight (tiers.py)
