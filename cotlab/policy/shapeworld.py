@@ -75,25 +75,33 @@ def word_vectors(tokenizer, dim: int, std: float) -> torch.Tensor:
     return out
 
 
+def _random_janus(size: JanusSize, seed: int, codebook_size: int, grid: int, image_size: int):
+    """(model, processor): a randomly initialised Janus of `size` (seeded) with ShapeWorld's text tokenizer and its
+    generation config set."""
+    processor = shapeworld_processor()
+    tok = processor.tokenizer
+    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
+           "image": tok.convert_tokens_to_ids(tok.image_token)}
+    config = janus_config(len(tok), ids, size, codebook_size=codebook_size, grid=grid, image_size=image_size)
+    torch.manual_seed(seed)
+    model = JanusForConditionalGeneration(config).eval()
+    set_generation_config(model, tok)
+    return model, processor
+
+
 def build_shapeworld_policy(size: str | JanusSize = "default", seed: int = 0, logprob_mode: str = "cond") -> JanusPolicy:
     """A freshly initialised ShapeWorld Janus of a named size ("tiny", "smoke", "default") or a `JanusSize`."""
     if isinstance(size, str):
         if size not in SHAPEWORLD_SIZES:
             raise ValueError(f"unknown size {size!r}; expected one of {', '.join(SHAPEWORLD_SIZES)}")
         size = SHAPEWORLD_SIZES[size]
-    processor = shapeworld_processor()
-    tok = processor.tokenizer
-    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
-           "image": tok.convert_tokens_to_ids(tok.image_token)}
-    config = janus_config(len(tok), ids, size, codebook_size=CODEBOOK_SIZE, grid=GRID, image_size=CANVAS)
-    torch.manual_seed(seed)
-    model = JanusForConditionalGeneration(config).eval()
+    model, processor = _random_janus(size, seed, CODEBOOK_SIZE, GRID, CANVAS)
+    tok, config = processor.tokenizer, model.config
     with torch.no_grad():
         std = config.text_config.initializer_range
         for weight in (model.model.generation_embeddings.weight, model.model.generation_head.vision_head.weight):
             weight.copy_(factorized_code_vectors(weight.shape[1], std=std))
         model.get_input_embeddings().weight.copy_(word_vectors(tok, config.text_config.hidden_size, std))
-    set_generation_config(model, tok)
     spec = PolicySpec(image_tokenizer="shapeworld_patch", logprob_mode=logprob_mode)
     return JanusPolicy(model, processor, PatchTokenizer(), spec)
 
@@ -103,12 +111,5 @@ def build_janus_pro_shaped_policy(seed: int = 0, size: JanusSize = JANUS_PRO_SHA
                                   image_size: int = JANUS_PRO_IMAGE_SIZE) -> JanusPolicy:
     """A random Janus with Janus-Pro-1B's image side by default (its own VQ as image tokenizer) and ShapeWorld's
     text tokenizer."""
-    processor = shapeworld_processor()
-    tok = processor.tokenizer
-    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
-           "image": tok.convert_tokens_to_ids(tok.image_token)}
-    config = janus_config(len(tok), ids, size, codebook_size=codebook_size, grid=grid, image_size=image_size)
-    torch.manual_seed(seed)
-    model = JanusForConditionalGeneration(config).eval()
-    set_generation_config(model, tok)
+    model, processor = _random_janus(size, seed, codebook_size, grid, image_size)
     return JanusPolicy(model, processor, spec=PolicySpec(image_tokenizer="janus_vq"))
