@@ -6,8 +6,10 @@ time. Per image token the work is the decoder layers for one position; what `gen
 
 * attention for one query is written out (q K^T + bias, softmax, times V) instead of the SDPA kernel, whose CPU
   flash path costs more for a single query than the layers' matrix products;
-* keys and values go into preallocated buffers (no per-step concatenation) and the attention bias of the whole run is
-  built once and sliced, so no causal mask is rebuilt per step;
+* keys and values go into preallocated, zero-filled buffers (no per-step concatenation), and each image step attends
+  over the whole buffer with the positions not yet written masked by the bias (one in-place write per step): a
+  single-query matmul over a buffer's contiguous (rows, heads, capacity, head_dim) blocks ran about 2x faster than
+  over a slice of them, although it reads the unwritten positions too (masked scores are exactly 0 after softmax);
 * the prompt's prefill goes through the same written-out layers, so the loop calls only the layers' submodules,
   which is what lets it run on weights gathered in place under ZeRO-3 or FSDP;
 * sampling draws one uniform per row and token and inverts the CDF (one cumsum) instead of `torch.multinomial`,
@@ -48,14 +50,15 @@ class Rollout:
 
 class KVBuffer:
     """Every layer's keys and values in buffers of fixed capacity (rows, kv_heads, capacity, head_dim), written in
-    place; `length` counts the cached positions."""
+    place; `length` counts the cached positions. Zero-filled, so that unwritten positions attended under a masking
+    bias contribute exact zeros (uninitialised memory may hold NaN, and NaN * 0 is NaN)."""
 
     def __init__(self, lm, rows: int, capacity: int, dtype: torch.dtype, device: torch.device):
         config = lm.config
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         shape = (rows, config.num_key_value_heads, capacity, head_dim)
-        self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
-        self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
         self.length = 0
 
 
@@ -63,8 +66,9 @@ def decoder_layers(lm, embeds: torch.Tensor, cache: KVBuffer, positions: torch.T
                    bias: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """S new positions through a Llama's decoder layers, appending their keys and values to `cache`.
 
-    embeds (rows, S, D), positions (rows, S), bias (rows, 1, S, length + S) additive (0 or the dtype's minimum);
-    `rotary`, the rotary embedding's (cos, sin) of `positions` when already computed.
+    embeds (rows, S, D), positions (rows, S), bias (rows, 1, S, W) additive (0 or the dtype's minimum) over the first
+    W cached positions, W >= length + S (positions past length + S masked); `rotary`, the rotary embedding's (cos, sin)
+    of `positions` when already computed.
     Returns the pre-norm hidden states (rows, S, D). Per layer, as `LlamaDecoderLayer`:
     h += o_proj(softmax(q K^T * scaling + bias) V) with q, k rotated; h += mlp(norm(h)). Grouped-query attention
     reads query heads g*j .. g*j+g-1 against key/value head j, as transformers' `repeat_kv` pairs them.
@@ -72,7 +76,7 @@ def decoder_layers(lm, embeds: torch.Tensor, cache: KVBuffer, positions: torch.T
     Only the layers' submodules are called (never a decoder layer's or the model's forward), so the loop runs on
     weights gathered in place under ZeRO-3 or FSDP (`cotlab.training.trainer.full_weights`)."""
     hidden, (rows, s), start = embeds, embeds.shape[:2], cache.length
-    end = start + s
+    end, width = start + s, bias.shape[-1]
     cos, sin = rotary if rotary is not None else lm.rotary_emb(hidden, position_ids=positions)
     for i, layer in enumerate(lm.layers[:lm.config.num_hidden_layers]):
         attn, x = layer.self_attn, layer.input_layernorm(hidden)
@@ -81,7 +85,7 @@ def decoder_layers(lm, embeds: torch.Tensor, cache: KVBuffer, positions: torch.T
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
         cache.keys[i][:, :, start:end] = k
         cache.values[i][:, :, start:end] = v
-        keys, values = cache.keys[i][:, :, :end], cache.values[i][:, :, :end]
+        keys, values = cache.keys[i][:, :, :width], cache.values[i][:, :, :width]
         kv_heads, head_dim = keys.shape[1], attn.head_dim
         group = q.shape[1] // kv_heads
         q = q.reshape(rows, kv_heads, group * s, head_dim)  # query head g*j+m, position p -> row m*S+p of group j
@@ -128,11 +132,11 @@ def sample_tokens(policy, ids: torch.Tensor, mask: torch.Tensor, uniforms: torch
     embeds = model.get_input_embeddings()(ids)
     rows, prompt_len = ids.shape
     cache = KVBuffer(lm, rows, prompt_len + num_tokens, embeds.dtype, ids.device)
-    # The attention bias of the whole run: prompt padding masked for every query, the prompt causal among itself;
-    # image positions (one query each) need no causal mask, so their per-step bias is a slice of the first row.
+    # The image steps' attention bias over the whole buffer: prompt padding masked, image positions masked until
+    # written (unmasked one per step, in place); the prompt's own bias is causal among itself.
     minimum = torch.finfo(embeds.dtype).min
-    bias = torch.zeros((rows, 1, 1, prompt_len + num_tokens), dtype=embeds.dtype, device=ids.device)
-    bias[:, 0, 0, :prompt_len].masked_fill_(mask == 0, minimum)
+    bias = torch.full((rows, 1, 1, prompt_len + num_tokens), minimum, dtype=embeds.dtype, device=ids.device)
+    bias[:, 0, 0, :prompt_len].masked_fill_(mask == 1, 0)
     future = torch.ones((prompt_len, prompt_len), dtype=torch.bool, device=ids.device).triu(1)
     prompt_bias = torch.zeros((rows, 1, prompt_len, prompt_len), dtype=embeds.dtype, device=ids.device)
     prompt_bias.masked_fill_(future | (mask == 0)[:, None, None, :], minimum)  # filled, not added: no -inf
@@ -167,6 +171,6 @@ def sample_tokens(policy, ids: torch.Tensor, mask: torch.Tensor, uniforms: torch
         step = model.prepare_embeddings_for_image_generation(token[:, None])  # the unconditional rows': the same
         step = step if guidance_scale == 1 else torch.cat([step, step])
         at = slice(cache.length, cache.length + 1)
-        hidden = lm.norm(decoder_layers(lm, step, cache, steps[:, t:t + 1], bias[..., :at.stop],
-                                        (cos[:, at], sin[:, at])))[:, -1]
+        bias[..., at] = 0
+        hidden = lm.norm(decoder_layers(lm, step, cache, steps[:, t:t + 1], bias, (cos[:, at], sin[:, at])))[:, -1]
     return tokens, logprobs
