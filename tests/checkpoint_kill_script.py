@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from test_reliability import tiny_trainer  # noqa: E402
 
-import cotlab.training.trainer as trainer_module  # noqa: E402
+import cotlab.training.checkpointing as trainer_module  # noqa: E402
 from cotlab.policy import JanusPolicy  # noqa: E402
 
 

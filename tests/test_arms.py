@@ -72,7 +72,7 @@ def test_online_dpo_samples_each_step_what_grpo_samples_with_the_same_weights(ba
         assert rows[step]["logprob_mismatch_max"] < 1e-5  # logged at every step online: always the sampling policy
     offline = make(tiny(DPOConfig), base)
     offline.begin_round(0)
-    buffered = offline.round_data[1]["groups"]
+    buffered = offline.round_data[1].groups
     from_base = make(tiny(GRPOConfig), base).collect(0, 1)[0]
     assert torch.equal(buffered.tokens, from_base.tokens)  # offline: round 1 sampled by the base
     offline.train_step(0, 0)

@@ -74,7 +74,7 @@ def decoder_layers(lm, embeds: torch.Tensor, cache: KVBuffer, positions: torch.T
     reads query heads g*j .. g*j+g-1 against key/value head j, as transformers' `repeat_kv` pairs them.
 
     Only the layers' submodules are called (never a decoder layer's or the model's forward), so the loop runs on
-    weights gathered in place under ZeRO-3 or FSDP (`cotlab.training.trainer.full_weights`)."""
+    weights gathered in place under ZeRO-3 or FSDP (`cotlab.training.distributed.full_weights`)."""
     hidden, (rows, s), start = embeds, embeds.shape[:2], cache.length
     end, width = start + s, bias.shape[-1]
     cos, sin = rotary if rotary is not None else lm.rotary_emb(hidden, position_ids=positions)

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import time
 import warnings
 import weakref
 from collections import OrderedDict
@@ -32,6 +31,8 @@ import torch
 
 from cotlab.rewards import checked_rewards
 from cotlab.store import code_version
+
+from .timing import PhaseTimer
 
 
 def row_seed(seed: int, round_: int, step: int, prompt_index: int, sample: int) -> int:
@@ -52,21 +53,11 @@ class Groups:
     prompt_index: list[int]
     ref_logprobs: torch.Tensor | None = None
     images: list = field(default_factory=list, repr=False)
-    seconds: dict = field(default_factory=dict)  # {"sampling": s, "scoring": s} spent collecting
     components: dict = field(default_factory=dict)  # a composite reward's raw component values, name -> (P*G,)
 
     @property
     def row_prompts(self) -> list[str]:
         return [p for p in self.prompts for _ in range(self.num_generations)]
-
-    def select(self, prompt_slice: slice) -> "Groups":
-        """The groups of a contiguous range of prompts."""
-        g = self.num_generations
-        rows = slice(prompt_slice.start * g, prompt_slice.stop * g)
-        return Groups(self.prompts[prompt_slice], g, self.tokens[rows], self.old_logprobs[rows], self.rewards[rows],
-                      self.prompt_index[prompt_slice],
-                      None if self.ref_logprobs is None else self.ref_logprobs[rows], self.images[rows], {},
-                      {name: values[rows] for name, values in self.components.items()})
 
     def state(self) -> dict:
         """Tensors and lists to checkpoint (images are not kept: they are re-decodable from tokens)."""
@@ -193,42 +184,44 @@ def sources_digest() -> str:
 
 def collect_groups(policy, reward_model, prompts: list[str], prompt_index: list[int], *, num_generations: int,
                    seed: int, round_: int, step: int, guidance_scale: float, temperature: float, top_k: int = 0,
-                   logprob_mode: str | None = None, batch_images: int = 256) -> Groups:
-    """Sample `num_generations` images for each prompt with `policy`, decode and score them once each. A call that
-    recurs with unchanged weights reads its tokens and log-probs from `ROLLOUTS` instead of sampling."""
+                   logprob_mode: str | None = None, batch_images: int = 256,
+                   timer: PhaseTimer | None = None) -> Groups:
+    """Sample `num_generations` images for each prompt with `policy`, decode and score them once each, timed as the
+    phases "sampling" and "scoring" of `timer`. A call that recurs with unchanged weights reads its tokens and
+    log-probs from `ROLLOUTS` instead of sampling."""
     g = num_generations
     per_call = max(1, batch_images // g)
-    began = time.perf_counter()
-    key = ROLLOUTS.key(policy, {"prompts": list(prompts), "prompt_index": [int(i) for i in prompt_index],
-                                "num_generations": g, "seed": seed, "round": round_, "step": step,
-                                "guidance_scale": guidance_scale, "temperature": temperature, "top_k": top_k,
-                                "logprob_mode": logprob_mode or policy.spec.logprob_mode, "per_call": per_call})
-    found = ROLLOUTS.get(key) if key is not None else None
-    if found is not None:
-        tokens, logprobs = (t.to(policy.device) for t in found)
-        images = policy.decode(tokens)
-    else:
-        tokens, logprobs, images = [], [], []
-        for start in range(0, len(prompts), per_call):
-            chunk = prompts[start:start + per_call]
-            seeds = [row_seed(seed, round_, step, prompt_index[start + i], j)
-                     for i in range(len(chunk)) for j in range(g)]
-            roll = policy.sample(chunk, g, guidance_scale=guidance_scale, temperature=temperature, top_k=top_k,
-                                 logprob_mode=logprob_mode, row_seeds=seeds)
-            tokens.append(roll.image_tokens)
-            logprobs.append(roll.logprobs)
-            images.extend(roll.images)
-        tokens, logprobs = torch.cat(tokens), torch.cat(logprobs)
-        if key is not None:
-            ROLLOUTS.put(key, tokens, logprobs)
-    sampled = time.perf_counter()
-    rows = [p for p in prompts for _ in range(g)]
-    rewards = checked_rewards(reward_model, rows, images).to(tokens.device)
-    seconds = {"sampling": sampled - began, "scoring": time.perf_counter() - sampled}
+    timer = PhaseTimer() if timer is None else timer
+    with timer("sampling"):
+        key = ROLLOUTS.key(policy, {"prompts": list(prompts), "prompt_index": [int(i) for i in prompt_index],
+                                    "num_generations": g, "seed": seed, "round": round_, "step": step,
+                                    "guidance_scale": guidance_scale, "temperature": temperature, "top_k": top_k,
+                                    "logprob_mode": logprob_mode or policy.spec.logprob_mode, "per_call": per_call})
+        found = ROLLOUTS.get(key) if key is not None else None
+        if found is not None:
+            tokens, logprobs = (t.to(policy.device) for t in found)
+            images = policy.decode(tokens)
+        else:
+            tokens, logprobs, images = [], [], []
+            for start in range(0, len(prompts), per_call):
+                chunk = prompts[start:start + per_call]
+                seeds = [row_seed(seed, round_, step, prompt_index[start + i], j)
+                         for i in range(len(chunk)) for j in range(g)]
+                roll = policy.sample(chunk, g, guidance_scale=guidance_scale, temperature=temperature, top_k=top_k,
+                                     logprob_mode=logprob_mode, row_seeds=seeds)
+                tokens.append(roll.image_tokens)
+                logprobs.append(roll.logprobs)
+                images.extend(roll.images)
+            tokens, logprobs = torch.cat(tokens), torch.cat(logprobs)
+            if key is not None:
+                ROLLOUTS.put(key, tokens, logprobs)
+    with timer("scoring"):
+        rows = [p for p in prompts for _ in range(g)]
+        rewards = checked_rewards(reward_model, rows, images).to(tokens.device)
     components = {name: values.to(rewards.device)
                   for name, values in getattr(reward_model, "last_components", {}).items()}
-    return Groups(list(prompts), g, tokens, logprobs, rewards, list(prompt_index),
-                  images=images, seconds=seconds, components=components)
+    return Groups(list(prompts), g, tokens, logprobs, rewards, list(prompt_index), images=images,
+                  components=components)
 
 
 def mine_pairs(rewards: torch.Tensor, num_generations: int, selection: str = "best_worst",

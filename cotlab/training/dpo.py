@@ -29,7 +29,7 @@ value means the update scores another distribution than the one sampled (CFG, lo
 """
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import torch
 
@@ -37,108 +37,119 @@ from cotlab.losses import dpo_loss
 
 from .buffer import Groups, mine_pairs
 from .config import DPOConfig
-from .health import global_max
+from .distributed import global_max, global_sum
 from .trainer import Trainer
+
+
+@dataclass
+class Pairs:
+    """The pairs mined from this process's share of a step's groups: `chosen[i]` beat `rejected[i]` (rows of
+    `groups`); `ref`, the reference's sequence log-probs of the chosen rows, then of the rejected ones; `pair_stats`,
+    the counts of `mine_pairs` (pairs kept, ties and below-margin pairs dropped)."""
+
+    groups: Groups
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    ref: torch.Tensor
+    pair_stats: dict
+
+    def state(self) -> dict:
+        return {**vars(self), "groups": self.groups.state()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Pairs":
+        return cls(**{**state, "groups": Groups.from_state(state["groups"])})
 
 
 class DPOTrainer(Trainer):
     cfg: DPOConfig
+    round_data: list[Pairs]  # offline: the pairs of each step of the round, sampled at its start (online: none)
+    round_images: int  # offline: the images (each one reward call) the round's sampling cost
 
     def begin_round(self, round_: int) -> None:
         """Offline: sample, score and pair the groups of every step of the round now. Online: nothing to do."""
-        self.round_data = []
-        self.round_sampling = {"images_sampled": 0, "reward_calls": 0, "seconds_sampling": 0.0,
-                               "seconds_scoring": 0.0, "seconds_reference": 0.0}
+        self.round_data, self.round_images = [], 0
         if self.cfg.sampling == "online":
             return
         for step in range(self.cfg.max_steps):
-            groups, row = self.collect(round_, step)
-            began = time.perf_counter()
+            groups, budget = self.collect(round_, step)
             self.round_data.append(self.pairs(groups))
-            row["seconds_reference"] = time.perf_counter() - began
-            for key in row:
-                self.round_sampling[key] += row[key]
+            self.round_images += budget["images_sampled"]
 
-    def pairs(self, groups: Groups) -> dict:
-        """The pairs mined from this process's share of a step's groups, with the reference's sequence log-probs of
-        their chosen and rejected images (chosen first)."""
+    def pairs(self, groups: Groups) -> Pairs:
+        """The pairs of this process's share of a step's groups, with the reference's log-probs of their images."""
         chosen, rejected, pair_stats = mine_pairs(groups.rewards, self.cfg.num_generations, self.cfg.pair_selection,
                                                   self.cfg.margin_threshold)
         rows = torch.cat([chosen, rejected])
         ref = torch.zeros(0)
         if len(rows):
-            ref = self.reference_logprobs([groups.row_prompts[i] for i in rows.tolist()], groups.tokens[rows]).sum(-1)
-        return {"groups": groups, "chosen": chosen, "rejected": rejected, "ref": ref, "pair_stats": pair_stats}
+            with self.timer("reference"):
+                ref = self.reference_logprobs([groups.row_prompts[i] for i in rows.tolist()],
+                                              groups.tokens[rows]).sum(-1)
+        return Pairs(groups, chosen, rejected, ref, pair_stats)
 
     def train_step(self, round_: int, step: int) -> dict:
         if self.cfg.sampling == "online":
-            groups, row = self.collect(round_, step)
-            began = time.perf_counter()
-            data = self.pairs(groups)
-            row["seconds_reference"] = time.perf_counter() - began
-            return {**row, **self.update(data, sampled_by_this_policy=True)}
+            groups, budget = self.collect(round_, step)
+            return {**budget, **self.update(self.pairs(groups), sampled_by_this_policy=True)}
         # The sampling of the whole round happened before step 1; its budget is logged there.
-        row = dict(self.round_sampling) if step == 0 else dict.fromkeys(self.round_sampling, 0)
-        return {**row, **self.update(self.round_data[step], sampled_by_this_policy=step == 0)}
+        images = self.round_images if step == 0 else 0
+        return {"images_sampled": images, "reward_calls": images,
+                **self.update(self.round_data[step], sampled_by_this_policy=step == 0)}
 
-    def update(self, data: dict, sampled_by_this_policy: bool) -> dict:
-        """One optimizer step on the DPO loss of `data` (from `pairs`); with `sampled_by_this_policy`, the log-prob
-        mismatch is logged too (see the module's docstring)."""
-        cfg = self.cfg
-        groups, chosen, rejected, ref = data["groups"], data["chosen"], data["rejected"], data["ref"]
-        began = time.perf_counter()
-        local_pairs = len(chosen)
-        global_pairs = self._global_sum(local_pairs)
-        stats, weights = [], []
-        prompts = groups.row_prompts
-        mismatch = float("-inf")
-        for pairs, ctx in self.micro_batches(local_pairs):
-            with ctx:
-                c, r = chosen[pairs], rejected[pairs]
-                n = len(c)
-                # A micro-batch without pairs (all ties) still runs a forward, so that every process joins the
-                # gradient all-reduce; its loss is zero.
-                idx = torch.cat([c, r]) if n else torch.zeros(1, dtype=torch.long, device=chosen.device)
-                token_logp = self.token_logprobs([prompts[j] for j in idx.tolist()], groups.tokens[idx])
-                if sampled_by_this_policy and n:
-                    mismatch = max(mismatch, (token_logp.detach().float() - groups.old_logprobs[idx].float())
-                                   .abs().max().item())
-                logp = token_logp.sum(-1)
-                if n:
-                    loss, s = dpo_loss(logp[:n], logp[n:], ref[:local_pairs][pairs], ref[local_pairs:][pairs],
-                                       beta=cfg.beta, loss_type=cfg.loss_type, label_smoothing=cfg.label_smoothing,
-                                       num_tokens=groups.tokens.shape[1])
-                    s["loss"] = loss.item()
-                    stats.append(s)
-                    weights.append(n)
-                    # the mean over the global batch of pairs: undo accelerate's average over processes
-                    loss = loss * n * self.accelerator.num_processes / global_pairs
-                else:
-                    loss = logp.sum() * 0.0
-                self.accelerator.backward(loss)
-        grad_norm = self.optimizer_step()
+    def update(self, pairs: Pairs, sampled_by_this_policy: bool) -> dict:
+        """One optimizer step on the DPO loss of `pairs`; with `sampled_by_this_policy`, the log-prob mismatch is
+        logged too (see the module's docstring)."""
+        cfg, acc = self.cfg, self.accelerator
+        groups, chosen, rejected, ref = pairs.groups, pairs.chosen, pairs.rejected, pairs.ref
+        prompts, local_pairs = groups.row_prompts, len(chosen)
+        with self.timer("update"):
+            global_pairs = global_sum(acc, local_pairs)
+            stats, weights, mismatch = [], [], float("-inf")
+            for batch, ctx in self.micro_batches(local_pairs):
+                with ctx:
+                    c, r = chosen[batch], rejected[batch]
+                    n = len(c)
+                    # A micro-batch without pairs (all ties) still runs a forward, so that every process joins the
+                    # gradient all-reduce; its loss is zero.
+                    idx = torch.cat([c, r]) if n else torch.zeros(1, dtype=torch.long, device=chosen.device)
+                    token_logp = self.token_logprobs([prompts[j] for j in idx.tolist()], groups.tokens[idx])
+                    if sampled_by_this_policy and n:
+                        mismatch = max(mismatch, (token_logp.detach().float() - groups.old_logprobs[idx].float())
+                                       .abs().max().item())
+                    logp = token_logp.sum(-1)
+                    if n:
+                        loss, s = dpo_loss(logp[:n], logp[n:], ref[:local_pairs][batch], ref[local_pairs:][batch],
+                                           beta=cfg.beta, loss_type=cfg.loss_type, label_smoothing=cfg.label_smoothing,
+                                           num_tokens=groups.tokens.shape[1])
+                        stats.append({**s, "loss": loss.item()})
+                        weights.append(n)
+                        # the mean over the global batch of pairs: undo accelerate's average over processes
+                        loss = loss * n * acc.num_processes / global_pairs
+                    else:
+                        loss = logp.sum() * 0.0
+                    acc.backward(loss)
+            grad_norm = self.optimizer_step()
         local = {key: sum(w * s[key] for w, s in zip(weights, stats)) for key in (stats[0] if stats else {})}
-        means = {key: self._global_sum(v) / max(global_pairs, 1) for key, v in local.items()}
-        pair_stats = {key: self._global_sum(v) for key, v in data["pair_stats"].items()}
+        means = {key: global_sum(acc, v) / max(global_pairs, 1) for key, v in local.items()}
+        pair_stats = {key: global_sum(acc, v) for key, v in pairs.pair_stats.items()}
         row = {}
         if sampled_by_this_policy:
-            mismatch = global_max(self.accelerator, mismatch)
+            mismatch = global_max(acc, mismatch)
             if mismatch > float("-inf"):  # absent when no process kept a pair
                 row["logprob_mismatch_max"] = mismatch
         return {**row, **self.reward_stats(groups),
                 **means, "pairs_kept": pair_stats["pairs"], "ties_dropped": pair_stats["ties_dropped"],
-                "below_margin_dropped": pair_stats["below_margin_dropped"], "grad_norm": grad_norm,
-                "seconds_update": time.perf_counter() - began}
+                "below_margin_dropped": pair_stats["below_margin_dropped"], "grad_norm": grad_norm}
 
     def extra_state(self) -> dict:
-        """The round's sampled groups and pairs (offline; online has none: each step samples its own)."""
-        return {"round_sampling": self.round_sampling,
-                "round_data": [{**d, "groups": d["groups"].state()} for d in self.round_data]}
+        """The round's pairs and what sampling them cost (offline; online has none: each step samples its own)."""
+        return {"round_sampling": {"images_sampled": self.round_images, "reward_calls": self.round_images},
+                "round_data": [pairs.state() for pairs in self.round_data]}
 
     def load_extra_state(self, state: dict) -> None:
-        if state:
-            self.round_sampling = state["round_sampling"]
-            self.round_data = [{**d, "groups": Groups.from_state(d["groups"])} for d in state["round_data"]]
+        self.round_images = state["round_sampling"]["images_sampled"]
+        self.round_data = [Pairs.from_state(d) for d in state["round_data"]]
 
 
-__all__ = ["DPOTrainer"]
+__all__ = ["DPOTrainer", "Pairs"]

@@ -20,8 +20,6 @@ from __future__ import annotations
 import sys
 import warnings
 
-import torch
-
 CONSTANT_STEPS = 3  # one tied step is chance with coarse rewards (0/1 at 10% success, 4 groups of 4: p~0.2); 3: ~0.01
 BASELINE_STEPS = 3  # the spread's reference level: reward_std over the first steps, before training moved much
 COLLAPSE_FRACTION = 0.1  # below a tenth of its starting spread, the group-relative signal is mostly gone
@@ -132,12 +130,5 @@ def run_health(rows: list[dict]) -> str:
     return ",".join(TrainingHealth.replay(rows, emit=False).seen()) or "ok"
 
 
-def global_max(accelerator, value: float) -> float:
-    """The largest of each process's `value` (-inf where a process had none)."""
-    if accelerator.num_processes == 1:
-        return value
-    return accelerator.gather(torch.tensor([float(value)], device=accelerator.device)).max().item()
-
-
 __all__ = ["BASELINE_STEPS", "CODES", "COLLAPSE_FRACTION", "COLLAPSE_STEPS", "CONSTANT_STEPS", "TrainingHealth",
-           "TrainingHealthWarning", "diagnose", "global_max", "run_health"]
+           "TrainingHealthWarning", "diagnose", "run_health"]

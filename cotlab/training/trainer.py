@@ -1,28 +1,19 @@
-"""What GRPO and DPO share: the prompt stream, accelerate, the reference model, checkpoints, metrics and budgets.
+"""What GRPO and DPO share: the prompt stream, accelerate, the reference model, the loop, metrics and budgets.
 
 A run is `rounds` x `max_steps` optimizer steps. Step s of round r uses the prompts at positions
 [(r max_steps + s) P, ... + P) of the prompt stream (the training suite shuffled by seed, reshuffled each epoch), P =
-`prompts_per_step`. With several processes, process k takes the k-th contiguous share of a step's prompts; with
-gradient accumulation, that share is split again into micro-batches. Every loss is normalised by global counts, and
-accelerate averages gradients over processes, so one process with the whole batch and N processes with shares
-compute the same update (to floating-point summation order).
+`prompts_per_step`; each process takes its share (`distributed`). Checkpoints and the output directory's rules are in
+`checkpointing`.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import math
-import random
-import shutil
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import DistributedType
 from tqdm import tqdm
 
 from cotlab.policy import JanusPolicy
@@ -31,78 +22,32 @@ from cotlab.prompt_files import COMPBENCH_CATEGORIES, load_compbench
 from cotlab.rewards import cached, checked_rewards
 from cotlab.rewards import check as check_reward
 from cotlab.rewards import get as get_reward
-from cotlab.state_files import (
-    StateFileError,
-    atomic_write_text,
-    load_state,
-    make_directory,
-    newest_complete,
-    partial_directory,
-    publish_directory,
-    save_state,
-)
+from cotlab.state_files import make_directory
+from cotlab.store import write_jsonl
 from cotlab.world import HOLDOUTS, SPLITS, SUITES, load_suite
 
 from .buffer import Groups, collect_groups, row_seed
+from .checkpointing import (
+    newest_checkpoint,
+    output_lock,
+    prepare_output,
+    read_checkpoint,
+    resolve_checkpoint,
+    restore_rng,
+    write_checkpoint,
+)
 from .config import RLConfig
+from .distributed import (
+    full_weights,
+    gather,
+    global_sum,
+    micro_batches,
+    prepare_reference,
+    process_share,
+    shards_weights,
+)
 from .health import TrainingHealth
-
-STATE = "trainer_state"  # trainer_state.json + trainer_state.safetensors (cotlab.state_files): never unpickled
-CONFIG_FILE = "config.json"
-LOCK_FILE = ".cotlab.lock"  # held by the process training into an output directory
-
-
-class OutputDirBusy(FileExistsError):
-    """Another live process is training into the output directory."""
-
-
-def shards_weights(accelerator: Accelerator) -> bool:
-    """Whether the policy's weights are sharded across processes (DeepSpeed ZeRO-3 or FSDP)."""
-    kind = accelerator.distributed_type
-    return kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED
-                                            and accelerator.state.deepspeed_plugin.zero_stage == 3)
-
-
-@contextlib.contextmanager
-def full_weights(accelerator: Accelerator, wrapped):
-    """The prepared model `wrapped` with its weights whole and in place on every process for the duration, read-only:
-    gathered under ZeRO-3 (with ZeRO's forward hooks off, as TRL's `unwrap_model_for_generation` does) or FSDP
-    (`summon_full_params`); as they are otherwise. Every process must enter it: the gather is collective. The sampler
-    calls only submodules (`cotlab.policy.sampling`), which is what sampling on gathered weights needs."""
-    kind = accelerator.distributed_type
-    if kind == DistributedType.DEEPSPEED and shards_weights(accelerator):
-        import deepspeed
-        from trl.models.utils import add_hooks, remove_hooks
-
-        with deepspeed.zero.GatheredParameters(list(wrapped.parameters())):
-            remove_hooks(wrapped)
-            try:
-                yield
-            finally:
-                add_hooks(wrapped)
-    elif kind == DistributedType.FSDP:
-        from torch.distributed.fsdp import FullyShardedDataParallel
-
-        with FullyShardedDataParallel.summon_full_params(wrapped, writeback=False):
-            yield
-    else:
-        yield
-
-
-def prepare_reference(reference, accelerator: Accelerator):
-    """The frozen reference scorer on this process: wrapped for inference like the policy under DeepSpeed (TRL's
-    `prepare_deepspeed`: sharded under ZeRO-3, whole otherwise) and FSDP (`prepare_fsdp`); on the device otherwise."""
-    kind = accelerator.distributed_type
-    if kind == DistributedType.DEEPSPEED:
-        from trl.models.utils import prepare_deepspeed
-
-        reference.config = reference.model.config.text_config  # what prepare_deepspeed sizes ZeRO-3's buckets by
-        return prepare_deepspeed(reference, accelerator)
-    if kind == DistributedType.FSDP:
-        from trl.models.utils import prepare_fsdp
-
-        return prepare_fsdp(reference, accelerator)
-    return reference.to(accelerator.device)
+from .timing import PhaseTimer
 
 
 def load_policy(name_or_path: str):
@@ -241,6 +186,7 @@ class Trainer:
                              "trainer does not do under ZeRO-3 or FSDP; use reference='base' there")
         self.round, self.step, self.history = 0, 0, []
         self.totals = {"images_sampled": 0, "reward_calls": 0}
+        self.timer = PhaseTimer()  # the current step's phases; the loop logs and resets it after each step
         self._writer = None
 
     needs_reference = True
@@ -271,9 +217,8 @@ class Trainer:
             epoch, i = divmod(position, n)
             order = np.random.default_rng([self.cfg.seed, epoch]).permutation(n) if epoch else np.arange(n)
             chosen.append(self.prompts[int(order[i])])
-        share = p // self.accelerator.num_processes
-        start = self.accelerator.process_index * share
-        return chosen[start:start + share], list(range(start, start + share))
+        share = process_share(self.accelerator, p)
+        return chosen[share], list(range(p))[share]
 
     def collect(self, round_: int, step: int) -> tuple[Groups, dict]:
         """Sample and score this process's groups for (round, step) with the current policy."""
@@ -286,14 +231,13 @@ class Trainer:
             groups = collect_groups(self.policy, self.reward_model, prompts, index, num_generations=cfg.num_generations,
                                     seed=cfg.seed, round_=round_, step=step, guidance_scale=cfg.guidance_scale,
                                     temperature=cfg.temperature, top_k=cfg.top_k, logprob_mode=cfg.logprob_mode,
-                                    batch_images=cfg.sample_batch_images)
+                                    batch_images=cfg.sample_batch_images, timer=self.timer)
         model.train(was_training)
-        images = self._global_sum(len(groups.row_prompts))
+        images = global_sum(self.accelerator, len(groups.row_prompts))
         self.totals["images_sampled"] += images
         self.totals["reward_calls"] += images
         groups.images = []  # scored; keep tokens only
-        return groups, {"images_sampled": images, "reward_calls": images,
-                        "seconds_sampling": groups.seconds["sampling"], "seconds_scoring": groups.seconds["scoring"]}
+        return groups, {"images_sampled": images, "reward_calls": images}
 
     def token_logprobs(self, prompts: list[str], tokens: torch.Tensor, *, reference: bool = False,
                        with_entropy: bool = False):
@@ -334,36 +278,21 @@ class Trainer:
         return {"probe_reward_mean": rewards.mean().item(),
                 "probe_kl": (roll.logprobs.float() - base.float()).sum(-1).mean().item()}
 
-    # -- distributed helpers ----------------------------------------------------------------------------------------
-
-    def _global_sum(self, value: float) -> float:
-        if self.accelerator.num_processes == 1:
-            return value
-        t = torch.tensor([float(value)], device=self.accelerator.device)
-        return self.accelerator.reduce(t, reduction="sum").item()
-
     def reward_stats(self, groups: Groups) -> dict:
         """Mean and std of the rewards of a step's groups over all processes, and the mean of each component of a
         composite reward (its raw values)."""
-        rewards = self.gather(groups.rewards)
+        rewards = gather(self.accelerator, groups.rewards)
         stats = {"reward_mean": rewards.mean().item(), f"reward_{self.reward_model.name}_mean": rewards.mean().item(),
                  "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0}
         for name, values in sorted(groups.components.items()):
-            stats[f"reward_{name}_mean"] = self.gather(values).mean().item()
+            stats[f"reward_{name}_mean"] = gather(self.accelerator, values).mean().item()
         return stats
 
-    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.accelerator.gather(tensor) if self.accelerator.num_processes > 1 else tensor
+    # -- the update -------------------------------------------------------------------------------------------------
 
     def micro_batches(self, count: int):
-        """Index ranges of the gradient-accumulation micro-batches of `count` local items, with the context that
-        skips the gradient all-reduce on all but the last."""
-        k = self.cfg.gradient_accumulation_steps
-        size = -(-count // k)  # the last micro-batches may be shorter (DPO's pair counts vary), or empty
-        for i in range(k):
-            sync = i == k - 1
-            ctx = contextlib.nullcontext() if sync else self.accelerator.no_sync(self.scorer)
-            yield slice(min(count, i * size), min(count, (i + 1) * size)), ctx
+        """The gradient-accumulation micro-batches of `count` local items (`distributed.micro_batches`)."""
+        return micro_batches(self.accelerator, self.scorer, count, self.cfg.gradient_accumulation_steps)
 
     def optimizer_step(self) -> float:
         """Clip, step, and stop the run (FloatingPointError naming the step) before non-finite gradients reach the
@@ -383,7 +312,7 @@ class Trainer:
 
     def _stop_non_finite(self, what: str) -> None:
         step = self.round * self.cfg.max_steps + self.step + 1
-        last = newest_complete(self.out, "checkpoint-", self._required())[0] if self.out is not None else None
+        last = newest_checkpoint(self.out, self.accelerator.process_index) if self.out is not None else None
         raise FloatingPointError(f"{self.cfg.algorithm} stopped at step {step}: {what}. "
                                  + (f"Last good checkpoint: {last}" if last else "No checkpoint was written."))
 
@@ -407,65 +336,15 @@ class Trainer:
         if resume_from is not None and overwrite:
             raise ValueError("resume and overwrite exclude each other: resume continues the run in output_dir, "
                              "overwrite deletes it")
-        with self._output_lock():
+        with output_lock(self.out if self.accelerator.is_main_process else None):
             return self._train(resume_from, overwrite)
-
-    @contextlib.contextmanager
-    def _output_lock(self):
-        """Hold output_dir's lock for the run (main process): a second live process is refused at once; a lock left
-        by a dead process is released by the OS (flock), so a killed run never blocks its resume."""
-        if self.out is None or not self.accelerator.is_main_process:
-            yield
-            return
-        from filelock import FileLock, Timeout
-
-        self.out.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.out / LOCK_FILE)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise OutputDirBusy(f"{self.out} is in use by another cotlab process training into it (lock "
-                                f"{self.out / LOCK_FILE}); wait for it to finish or choose another output_dir") from None
-        try:
-            yield
-        finally:
-            lock.release()
-
-    def _prepare_output(self, resume_from, overwrite: bool) -> None:
-        """Refuse or empty a used output_dir; write config.json before the first step (main process)."""
-        if self.out is None or not self.accelerator.is_main_process:
-            return
-        used = sorted(p.name for p in self.out.iterdir() if p.name != LOCK_FILE) if self.out.is_dir() else []
-        if used and resume_from is None:
-            if not overwrite:
-                raise FileExistsError(
-                    f"output directory {self.out} is not empty ({', '.join(used[:4])}{', ...' if len(used) > 4 else ''}"
-                    f"); continue its run with --resume (resume_from='latest'), start over with --overwrite "
-                    f"(deletes its metrics, checkpoints and logs), or choose another --output-dir")
-            for name in used:
-                path = self.out / name
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-        elif used and self.step == 0 and self.round == 0:  # resuming, but no checkpoint: a run killed before one
-            written = self.out / CONFIG_FILE
-            if written.is_file():
-                self._check_same_config(json.loads(written.read_text()), written)
-            for name in ("metrics.jsonl", "tensorboard"):  # the killed run's rows are not part of this run
-                path = self.out / name
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out / CONFIG_FILE, json.dumps(self.cfg.to_dict(), indent=2))
-
-    def _check_same_config(self, values: dict, where: Path) -> None:
-        diff = self.cfg.diff(type(self.cfg).from_dict(values))
-        if diff:
-            lines = "; ".join(f"{k}: run {a!r} vs checkpoint {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"refusing to resume from {where}: it was written by another config ({lines})")
 
     def _train(self, resume_from, overwrite: bool):
         cfg = self.cfg
         if resume_from is not None:
             self.load_checkpoint(resume_from)
-        self._prepare_output(resume_from, overwrite)
+        if self.out is not None and self.accelerator.is_main_process:
+            prepare_output(self.out, cfg, resume_from, overwrite, restored=(self.round, self.step) != (0, 0))
         health = TrainingHealth.replay(self.history, reward=self.reward_model.name,
                                        emit=self.accelerator.is_main_process)
         total = cfg.rounds * cfg.max_steps
@@ -478,12 +357,12 @@ class Trainer:
                     self.reset_reference()
                 self.begin_round(self.round)
             while self.step < cfg.max_steps:
-                began = time.perf_counter()
-                row = self.train_step(self.round, self.step)
+                with self.timer("step"):
+                    row = self.train_step(self.round, self.step)
                 self.step += 1
                 row = {"round": self.round + 1, "step": self.round * cfg.max_steps + self.step,
                        "lr": self.scheduler.get_last_lr()[0], **row, **{f"total_{k}": v for k, v in self.totals.items()},
-                       "seconds_step": time.perf_counter() - began}
+                       **self.timer.pop()}
                 if cfg.probe_every and row["step"] % cfg.probe_every == 0:
                     row.update(self.probe())
                 row.update(health.update(row))
@@ -509,8 +388,7 @@ class Trainer:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         if "jsonl" in self.cfg.report_to:
-            with open(self.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
+            write_jsonl(self.out / "metrics.jsonl", [row], append=True)
         if "tensorboard" in self.cfg.report_to:
             if self._writer is None:
                 from torch.utils.tensorboard import SummaryWriter
@@ -529,103 +407,25 @@ class Trainer:
     def load_extra_state(self, state: dict) -> None:
         pass
 
-    def _required(self) -> tuple[str, ...]:
-        """What a complete checkpoint holds (this process's rank files included)."""
-        rank = f"rank{self.accelerator.process_index}"
-        return ("policy", CONFIG_FILE, f"{STATE}.json", f"{STATE}.safetensors", f"{rank}.json", f"{rank}.safetensors")
-
     def save_checkpoint(self) -> Path:
-        """output_dir/checkpoint-<step>/: the policy (safetensors), the config, and the optimizer, scheduler, loop and
-        RNG state as safetensors + JSON (`cotlab.state_files`). Written into checkpoint-<step>.partial/ and renamed
-        when every process has written its part, so a kill at any moment leaves the previous checkpoints usable."""
+        """output_dir/checkpoint-<step>/ (`checkpointing.write_checkpoint`)."""
         cfg = self.cfg
-        global_step = self.round * cfg.max_steps + self.step
-        final = self.out / f"checkpoint-{global_step:06d}"
-        acc = self.accelerator
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            partial_directory(final)
-        acc.wait_for_everyone()
-        path = final.with_name(final.name + ".partial")
-        rank = acc.process_index
-        with full_weights(acc, self.scorer):  # every process enters: under ZeRO-3 / FSDP the gather is collective
-            if acc.is_main_process:
-                self.policy.save_pretrained(path / "policy")
-        if acc.is_main_process:
-            (path / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
+        state = None
+        if self.accelerator.is_main_process:
             state = {"round": self.round, "step": self.step, "history": self.history, "totals": self.totals,
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      # a "base" reference is rebuilt from the base on resume; only a round-start one is state
                      "reference": self.reference.state_dict() if cfg.reference == "round_start" and self.reference
                      is not None else None}
-            save_state(path, STATE, state)
-        save_state(path, f"rank{rank}", {"rng": {"python": random.getstate(), "numpy": np.random.get_state(),
-                                                 "torch": torch.get_rng_state()},
-                                         "extra": self.extra_state()})
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            publish_directory(path, final)
-        acc.wait_for_everyone()
-        return final
-
-    def _resolve_checkpoint(self, path) -> Path | None:
-        """A checkpoint directory, or for "latest" the newest complete one under output_dir (None: start afresh).
-        Incomplete ones (a kill while writing) are named on stderr, skipped and, on the main process, removed."""
-        if str(path) != "latest":
-            return Path(path)
-        if self.out is None or not self.out.is_dir():
-            return None
-        found, skipped = newest_complete(self.out, "checkpoint-", self._required())
-        legacy = [p for p in skipped if (p / "trainer_state.pt").exists()]
-        if legacy and found is None:
-            raise FileNotFoundError(f"{legacy[0]} was written by an older cotlab (trainer_state.pt, a pickle, which "
-                                    f"is never loaded): start the run over with --overwrite, or in another directory")
-        if skipped:
-            names = ", ".join(p.name + (" (an older cotlab's pickled state, never loaded)" if p in legacy else "")
-                              for p in skipped)
-            print(f"[cotlab] skipped incomplete checkpoints in {self.out}: {names}"
-                  + (f"; resuming from {found.name}" if found else "; starting from the beginning"),
-                  file=sys.stderr, flush=True)
-            self.accelerator.wait_for_everyone()
-            if self.accelerator.is_main_process:  # leftovers of a killed writer; other directories are the user's
-                for stale in skipped:
-                    if stale.name.endswith(".partial"):
-                        shutil.rmtree(stale, ignore_errors=True)
-        return found
+        return write_checkpoint(self.out, self.round * cfg.max_steps + self.step, self.accelerator, self.policy,
+                                self.scorer, cfg, state, self.extra_state())
 
     def load_checkpoint(self, path) -> None:
-        path = self._resolve_checkpoint(path)
+        """Continue from checkpoint `path`, or for "latest" the newest complete one under output_dir (if any)."""
+        path = resolve_checkpoint(path, self.out, self.accelerator)
         if path is None:
             return  # nothing to resume: start from the beginning
-        if not (path / f"{STATE}.json").is_file():
-            legacy = " (trainer_state.pt: a pickled checkpoint of an older cotlab, which is never loaded)" if (
-                path / "trainer_state.pt").exists() else ""
-            raise FileNotFoundError(f"{path} is not a cotlab training checkpoint (no {STATE}.json){legacy}")
-        if self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
-            raise ValueError(f"cannot resume from {path} under {self.accelerator.distributed_type.value}: its "
-                             f"optimizer state is the main process's shard only; restart the run, or start a new one "
-                             f"from the checkpoint's policy with --set policy={path / 'policy'}")
-        try:
-            saved = json.loads((path / CONFIG_FILE).read_text())
-        except (OSError, ValueError) as e:
-            raise StateFileError(f"{path / CONFIG_FILE}: not a readable config ({e}); the checkpoint is damaged: "
-                                 f"resume from an earlier one, or start over with --overwrite") from None
-        self._check_same_config(saved, path)
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        weights = {}
-        for shard in sorted((path / "policy").glob("*.safetensors")):
-            try:
-                weights.update(load_file(shard))
-            except (SafetensorError, OSError) as e:
-                raise StateFileError(f"{shard}: not a readable safetensors file ({e})") from None
-        model = self.accelerator.unwrap_model(self.scorer).model
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        if unexpected or [m for m in missing if m in dict(model.named_parameters())]:
-            raise ValueError(f"checkpoint {path} does not match the policy: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
-        state = load_state(path, STATE)
+        state, rank = read_checkpoint(path, self.accelerator, self.scorer, self.cfg)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.reference is not None and state["reference"] is not None:
@@ -634,15 +434,11 @@ class Trainer:
         self.history, self.totals = state["history"], state["totals"]
         if self.step == self.cfg.max_steps:
             self.round, self.step = self.round + 1, 0
-        rank = load_state(path, f"rank{self.accelerator.process_index}")
-        random.setstate(rank["rng"]["python"])
-        np.random.set_state(rank["rng"]["numpy"])
-        torch.set_rng_state(rank["rng"]["torch"])
+        restore_rng(rank["rng"])
         self.load_extra_state(rank["extra"])
         if self.out is not None and self.accelerator.is_main_process and "jsonl" in self.cfg.report_to:
             self.out.mkdir(parents=True, exist_ok=True)
-            with open(self.out / "metrics.jsonl", "w") as f:  # drop rows logged after the checkpoint
-                f.writelines(json.dumps(r) + "\n" for r in self.history)
+            write_jsonl(self.out / "metrics.jsonl", self.history)  # drop rows logged after the checkpoint
 
 
-__all__ = ["OutputDirBusy", "Trainer", "load_policy", "training_prompts"]
+__all__ = ["Trainer", "load_policy", "training_prompts"]
