@@ -22,15 +22,15 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from cotlab.machine import machine_record
 from cotlab.policy.configs import JANUS_PRO_CODEBOOK, JANUS_PRO_GRID
-from cotlab.policy.pretrain import PRETRAIN_TIERS, base_key
 from cotlab.policy.shapeworld import build_janus_pro_shaped_policy
-from cotlab.store import BASE_POLICY_CODE, RunStore
 
 # Defaults of `bench_sampler` where an argument is left as None: ShapeWorld's policies vs the Janus-Pro-shaped one.
 # A Janus-Pro-shaped call streams ~0.36 GB of fp32 weights per image token, 576 times: over half a minute on a CPU,
@@ -51,8 +51,8 @@ def _prompts(n: int, seed: int) -> list[str]:
     return [captioned_scene(rng)[1] for _ in range(n)]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
+def _sync(device: torch.device | None) -> None:
+    if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
@@ -60,6 +60,34 @@ def _summary(seconds: list[float], tokens: int) -> dict:
     median = statistics.median(seconds)
     return {"seconds": seconds, "median_s": median, "min_s": min(seconds), "max_s": max(seconds),
             "tokens_per_s": tokens / median if median > 0 else math.inf}
+
+
+def interleaved(prepare: Callable[[str], Callable[[], Any]], names: Sequence[str], repeats: int, *, warmup: int = 0,
+                device: torch.device | None = None, keep: Callable[[str, Any], None] | None = None,
+                verbose: bool = False) -> dict[str, list[float]]:
+    """Wall-clock seconds of `prepare(name)()` for each of `names`, over `warmup` + `repeats` rounds in one process,
+    the order rotating by one each round (a, b, c; b, c, a; ...) so that a background load drifting over the run hits
+    all alike. `prepare(name)` (untimed) returns the call to time; `keep(name, output)` sees every call's output,
+    warmup included. Returns each name's seconds in the timed rounds, in order."""
+    names = list(names)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(warmup + repeats):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            call = prepare(name)
+            _sync(device)
+            start = time.perf_counter()
+            out = call()
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if keep is not None:
+                keep(name, out)
+            if i >= warmup:
+                times[name].append(elapsed)
+            if verbose:
+                tag = "warmup" if i < warmup else f"repeat {i - warmup + 1}/{repeats}"
+                print(f"  [{tag}] {name:8s} {elapsed:8.3f} s", flush=True)
+    return times
 
 
 def bench_sampler(size: str = "default", batch_prompts: int | None = None, num_samples: int | None = None,
@@ -127,26 +155,15 @@ def _bench_sampler(size, batch_prompts, num_samples, guidance_scale, repeats, wa
         return pol.model.generate(input_ids=ids, attention_mask=mask, generation_mode="image", do_sample=True,
                                   temperature=1.0, top_k=0, guidance_scale=guidance_scale)
 
+    def check(name, out):
+        if tuple(out.shape) != (rows, t_img):
+            raise RuntimeError(f"{name} returned tokens of shape {tuple(out.shape)}, expected {(rows, t_img)}")
+
     runners = {"ours": ours, "generate": theirs}
-    times: dict[str, list[float]] = {"ours": [], "generate": []}
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     torch.manual_seed(seed)
     with torch.inference_mode():
-        for i in range(warmup + repeats):
-            order = ("ours", "generate") if i % 2 == 0 else ("generate", "ours")
-            for name in order:
-                _sync(dev)
-                start = time.perf_counter()
-                out = runners[name]()
-                _sync(dev)
-                elapsed = time.perf_counter() - start
-                if tuple(out.shape) != (rows, t_img):
-                    raise RuntimeError(f"{name} returned tokens of shape {tuple(out.shape)}, expected {(rows, t_img)}")
-                if i >= warmup:
-                    times[name].append(elapsed)
-                if verbose:
-                    tag = "warmup" if i < warmup else f"repeat {i - warmup + 1}/{repeats}"
-                    print(f"  [{tag}] {name:8s} {elapsed:8.3f} s", flush=True)
+        times = interleaved(runners.get, runners, repeats, warmup=warmup, device=dev, keep=check, verbose=verbose)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
     text = pol.model.config.text_config
@@ -245,9 +262,10 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
     interleaved in this process (the variant that goes first rotates each repeat); every figure is the median over
     the repeats of its per-step value (so the phases of a row need not add up to its total exactly), and
     `total_repeats` lists each repeat's seconds per step. DPO samples and scores the whole round before its first
-    step; its per-step figures are the round's totals divided by `steps`, so the two rows compare the same number of images. Random weights: speed does
-    not depend on training (pair counts do a little, through ties). With `compare_plain`, each algorithm also runs
-    with `lean_logprobs=False` (full logits), side by side, and the ratio of update seconds is reported.
+    step; its per-step figures are the round's totals divided by `steps`, so the two rows compare the same number of
+    images. Random weights: speed does not depend on training (pair counts do a little, through ties). With
+    `compare_plain`, each algorithm also runs with `lean_logprobs=False` (full logits), side by side, and the ratio of
+    update seconds is reported.
 
     With `profile`, each algorithm also runs one more step under torch's profiler (apart from the timed ones, whose
     seconds it would inflate): `matmul_share` is the part of that step's wall time spent in matrix products,
@@ -273,20 +291,18 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
         variants += [(f"{a}_plain", a, False) for a in ("grpo", "dpo")] if compare_plain else []
         configs = {name: preset(tier, algorithm, max_steps=steps, seed=seed, report_to=(), lean_logprobs=lean)
                    for name, algorithm, lean in variants}
-        runs = {name: [] for name in configs}
-        for i in range(repeats):
-            shift = i % len(variants)
-            for name, _, _ in variants[shift:] + variants[:shift]:
-                cfg = configs[name]
-                policy = build_shapeworld_policy(cfg.policy, seed=seed)
-                trainer = trainer_for(cfg, policy=policy, reward_model=MetricReward(), progress=False)
-                began = time.perf_counter()
-                trainer.train()
-                wall = time.perf_counter() - began
-                rows = trainer.history
-                runs[name].append({**{phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / steps
-                                      for phase in STEP_PHASES}, "total": wall / steps,
-                                   "images_per_step": sum(r["images_sampled"] for r in rows) / steps})
+        def prepare(name):
+            cfg = configs[name]
+            trainer = trainer_for(cfg, policy=build_shapeworld_policy(cfg.policy, seed=seed),
+                                  reward_model=MetricReward(), progress=False)
+            return lambda: (trainer.train(), trainer.history)[1]
+
+        histories = {name: [] for name in configs}
+        walls = interleaved(prepare, configs, repeats, keep=lambda name, rows: histories[name].append(rows))
+        runs = {name: [{**{phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / steps for phase in STEP_PHASES},
+                        "total": wall / steps, "images_per_step": sum(r["images_sampled"] for r in rows) / steps}
+                       for rows, wall in zip(histories[name], walls[name])]
+                for name in configs}
         for name, algorithm, lean in variants:
             cfg = configs[name]
             result[name] = {**{key: statistics.median(run[key] for run in runs[name]) for key in runs[name][0]},
@@ -453,26 +469,6 @@ def format_scaling(result: dict) -> str:
     return "\n".join(lines)
 
 
-def book_timings(path, tier: str):
-    """The pipeline's own log of a tier's book (`cotlab.experiments.reproduce.TIMINGS_FILE`; `path` "" or None: the
-    one `cotlab reproduce` names in $COTLAB_TIMINGS_FILE for its kernels, else _build's) as a table: seconds and
-    finishing time per chapter, plus the base policy's one-time training (its `pretrain.json` in the run store; it
-    runs inside chapter 1 when the store lacks it). None when the file or the tier is absent."""
-    import pandas as pd
-
-    path = Path(path or os.environ.get("COTLAB_TIMINGS_FILE", "_build/timings.json"))
-    data = json.loads(path.read_text()).get(tier) if path.is_file() else None
-    if not data:
-        return None
-    table = pd.DataFrame.from_dict(data, orient="index").rename_axis("chapter")
-    base_tier = "smoke" if tier == "smoke" else "default"
-    found = RunStore().find("base_policy", base_key(PRETRAIN_TIERS[base_tier]), BASE_POLICY_CODE)
-    if found is not None and (found / "pretrain.json").is_file():
-        seconds = json.loads((found / "pretrain.json").read_text())["train_seconds"]
-        table.loc[f"(base policy training, {base_tier} tier; in 01 when not cached)"] = [round(seconds, 1), ""]
-    return table
-
-
 LOGPROB_METHODS = ("plain", "trl", "chunked")
 # The issue's goal for the chunked path, against plain log_softmax + gather: peak memory and time at most these.
 LOGPROB_GOAL = {"memory": 0.25, "time": 1.2}
@@ -588,22 +584,14 @@ def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, tok
         for tensor in inputs:
             tensor.grad = None
 
-    values, times = {}, {name: [] for name in LOGPROB_METHODS}
+    def prepare(name):
+        clear_gradients()
+        return functools.partial(forward_backward, name)
+
+    values = {}
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    for i in range(warmup + repeats):
-        shift = i % len(LOGPROB_METHODS)
-        for name in LOGPROB_METHODS[shift:] + LOGPROB_METHODS[:shift]:
-            clear_gradients()
-            _sync(dev)
-            start = time.perf_counter()
-            values[name] = forward_backward(name)
-            _sync(dev)
-            elapsed = time.perf_counter() - start
-            if i >= warmup:
-                times[name].append(elapsed)
-            if verbose:
-                tag = "warmup" if i < warmup else f"repeat {i - warmup + 1}/{repeats}"
-                print(f"  [{tag}] {name:8s} {elapsed:8.3f} s", flush=True)
+    times = interleaved(prepare, LOGPROB_METHODS, repeats, warmup=warmup, device=dev, keep=values.__setitem__,
+                        verbose=verbose)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     peaks = {}
     for name in LOGPROB_METHODS:

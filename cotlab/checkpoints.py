@@ -1,6 +1,7 @@
 """Loading a transformers checkpoint, never random weights: the paper-scale reward models (`cotlab.rewards`) and the
-benchmark scorers (`cotlab.evaluation.benchmark_scorers`) load theirs through `load_checkpoint`, so that a checkpoint
-that is not there is a FileNotFoundError naming it, the download command and how to point cotlab at it."""
+benchmark scorers (`cotlab.evaluation.geneval`, `cotlab.evaluation.t2i_compbench`) load theirs through
+`load_checkpoint` (most through `load_pretrained`, every CLIP through `load_clip`), so that a checkpoint that is not
+there is a FileNotFoundError naming it, the download command and how to point cotlab at it."""
 from __future__ import annotations
 
 import os
@@ -53,4 +54,25 @@ def load_checkpoint(owner: str, path, default_checkpoint: str, load, how: str):
         raise missing(f"{type(error).__name__}: {str(error).rstrip('.')}") from error
 
 
-__all__ = ["is_local", "load_checkpoint", "torch_dtype"]
+def load_pretrained(owner: str, path, default_checkpoint: str, how: str, model_class, processor_class, *,
+                    device: str = "cpu", dtype="float32", local_files_only: bool = False):
+    """(model, processor) at `path` through `load_checkpoint` (its `owner`, `default_checkpoint` and `how`): the
+    processor by `processor_class.from_pretrained`, the model by `model_class.from_pretrained` in `dtype`, on
+    `device`."""
+    def load(source):
+        processor = processor_class.from_pretrained(source, local_files_only=local_files_only)
+        model = model_class.from_pretrained(source, dtype=torch_dtype(dtype), local_files_only=local_files_only)
+        return model.to(device), processor
+
+    return load_checkpoint(owner, path, default_checkpoint, load, how)
+
+
+def load_clip(owner: str, path, default_checkpoint: str, how: str, **options):
+    """(CLIPModel, CLIPProcessor) at `path` (`load_pretrained`; `options`: device, dtype, local_files_only): the one
+    CLIP loader of CLIPScore and the benchmark scorers."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    return load_pretrained(owner, path, default_checkpoint, how, CLIPModel, CLIPProcessor, **options)
+
+
+__all__ = ["is_local", "load_checkpoint", "load_clip", "load_pretrained", "torch_dtype"]

@@ -72,6 +72,12 @@ def grpo_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, ref_logprobs: 
     - ``dr_grpo``: sum / (sequences x ``max_length``) (Dr. GRPO; ``max_length`` defaults to T);
     - ``dapo``: sum / ``num_items_in_batch``, the number of tokens in the global batch across processes and
       accumulation steps (defaults to this batch's token count), so every token weighs the same.
+
+    The four differ only in how they weigh sequences of different lengths. When every sequence has the same length T
+    and the mask is all ones, they coincide: each is sum / (N T), the mean of the per-token losses (``dr_grpo`` with
+    ``max_length`` T, its default; ``dapo`` with ``num_items_in_batch`` N T, its default, and what the GRPO trainer
+    passes when its micro-batches are of equal size). That is the case here: every image is T tokens and the trainer
+    passes a mask of ones, so ``loss_type`` does not change the loss.
     """
     _one_of("loss_type", loss_type, GRPO_LOSS_TYPES)
     if epsilon < 0 or (epsilon_high is not None and epsilon_high < 0):

@@ -80,12 +80,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one JSON object as one line (serialised first, one write, flushed) — for metrics.jsonl."""
-    line = json.dumps(record) + "\n"
+def write_jsonl(path: str | Path, records: Sequence[dict[str, Any]], *, append: bool = False) -> None:
+    """Write `records` as JSON lines, one object a line (metrics.jsonl), replacing the file or, with `append`, after
+    what it holds; every record is serialised first, so one that JSON cannot hold writes nothing (one write,
+    flushed)."""
+    text = "".join(json.dumps(record) + "\n" for record in records)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
+    with open(path, "a" if append else "w", encoding="utf-8") as f:
+        f.write(text)
         f.flush()
 
 

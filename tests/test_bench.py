@@ -6,7 +6,7 @@ import math
 import pytest
 
 from cotlab import cli
-from cotlab.bench import bench_sampler, format_sampler
+from cotlab.bench import bench_sampler, format_sampler, interleaved
 
 
 def test_bench_sampler_reports_both_throughputs():
@@ -86,18 +86,15 @@ def test_bench_scaling_times_each_axis(tmp_path):
         bench_scaling(tier="smoke", group_sizes=(1,))
 
 
-def test_book_timings_read_the_pipelines_log(tmp_path, monkeypatch):
-    from cotlab.bench import book_timings
-    from cotlab.experiments.reproduce import record_timing
+def test_interleaved_rotates_the_order_and_times_only_the_repeats():
+    calls, kept, prepared = [], [], []
 
-    path = tmp_path / "timings.json"
-    assert book_timings(path, "default") is None
-    record_timing(path, "default", "00_shapeworld", 12.34)
-    record_timing(path, "default", "01_base_model", 100.0)
-    record_timing(path, "smoke", "00_shapeworld", 1.0)
-    record_timing(path, "default", "00_shapeworld", 20.0)  # a rerun replaces the chapter's time
-    monkeypatch.setenv("COTLAB_TIMINGS_FILE", str(path))
-    table = book_timings("", "default")
-    chapters = table[~table.index.str.startswith("(")]
-    assert chapters["seconds"].to_dict() == {"00_shapeworld": 20.0, "01_base_model": 100.0}
-    assert book_timings(path, "paper") is None
+    def prepare(name):
+        prepared.append(name)
+        return lambda: calls.append(name) or name.upper()
+
+    times = interleaved(prepare, ("a", "b", "c"), 2, warmup=1, keep=lambda name, out: kept.append((name, out)))
+    assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"] == prepared
+    assert kept == [(name, name.upper()) for name in calls]  # warmup included
+    assert {name: len(seconds) for name, seconds in times.items()} == {"a": 2, "b": 2, "c": 2}
+    assert all(t >= 0 for seconds in times.values() for t in seconds)

@@ -13,11 +13,15 @@ import torch
 from PIL import Image
 
 from cotlab import prompt_files as P
-from cotlab.evaluation import benchmark_scorers as S
 from cotlab.evaluation import benchmarks as B
-from cotlab.evaluation.benchmark_scorers import DetectedObject, Detections
+from cotlab.evaluation import geneval as G
+from cotlab.evaluation import t2i_compbench as C
+from cotlab.evaluation import vision as V
+from cotlab.evaluation.geneval import DetectedObject
+from cotlab.evaluation.vision import Detections
 from cotlab.experiments.paper_scale import tiny_clip
 from cotlab.prompt_files import BenchmarkFileError
+from cotlab.world.scoring import box_relations
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 
@@ -126,9 +130,9 @@ def test_the_official_prompt_files_load_with_their_official_counts():
     for category in ("color", "shape", "texture"):
         two = [p.prompt for p in P.load_compbench(directory, category, "val")
                if re.fullmatch(r"an? [a-z ]+ and an? [a-z ]+", p.prompt) and " of " not in p.prompt]
-        assert len(two) > 150 and all(len(S.noun_phrases(p)) == 2 for p in two)
+        assert len(two) > 150 and all(len(C.noun_phrases(p)) == 2 for p in two)
     spatial = P.load_compbench(directory, "spatial", "val")
-    assert all(None not in S.spatial_objects(p.prompt, labels=P.GENEVAL_CLASSES) for p in spatial)
+    assert all(None not in C.spatial_objects(p.prompt, labels=P.GENEVAL_CLASSES) for p in spatial)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -269,15 +273,15 @@ def dets(*items, size=(100, 100)):
 def test_geneval_objects_thresholds_sorts_caps_and_optionally_suppresses():
     found = dets(("cup", 0.5, (0, 0, 10, 10)), ("cup", 0.9, (50, 50, 60, 60)), ("cup", 0.3, (0, 0, 5, 5)),
                  ("dog", 0.95, (0, 0, 9, 9)), ("cup", 0.8, (1, 1, 11, 11)))
-    kept = S.geneval_objects(found, 0.3)
+    kept = G.geneval_objects(found, 0.3)
     assert list(kept) == ["cup", "dog"] and [o.score for o in kept["cup"]] == [0.9, 0.8, 0.5]  # 0.3 is not > 0.3
     assert kept["cup"][0].box == (50, 50, 60, 60) and kept["cup"][0].mask.sum() == 100
-    assert [o.score for o in S.geneval_objects(found, 0.3, max_objects=2)["cup"]] == [0.9, 0.8]
-    assert list(S.geneval_objects(found, 0.9)) == ["dog"]
-    nms = S.geneval_objects(found, 0.3, nms_threshold=0.5)["cup"]  # the 0.5 box overlaps the 0.8 one
+    assert [o.score for o in G.geneval_objects(found, 0.3, max_objects=2)["cup"]] == [0.9, 0.8]
+    assert list(G.geneval_objects(found, 0.9)) == ["dog"]
+    nms = G.geneval_objects(found, 0.3, nms_threshold=0.5)["cup"]  # the 0.5 box overlaps the 0.8 one
     assert [o.score for o in nms] == [0.9, 0.8]
-    assert S.geneval_iou((0, 0, 9, 9), (0, 0, 9, 9)) == 1 and S.geneval_iou((0, 0, 9, 9), (10, 0, 19, 9)) == 0
-    assert S.geneval_iou((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
+    assert G.geneval_iou((0, 0, 9, 9), (0, 0, 9, 9)) == 1 and G.geneval_iou((0, 0, 9, 9), (10, 0, 19, 9)) == 0
+    assert G.geneval_iou((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
 
 
 @pytest.mark.parametrize("box_a, margin, expected", [
@@ -288,7 +292,28 @@ def test_geneval_objects_thresholds_sorts_caps_and_optionally_suppresses():
     ((52, 40, 72, 60), 0.3, set()),  # shrunk by 0.3 x 40 = 12 to 0: no relation
 ])
 def test_relative_position_compares_centres_with_a_margin_of_the_objects_sizes(box_a, margin, expected):
-    assert S.relative_position(box_a, (40, 40, 60, 60), margin) == expected
+    assert box_relations(box_a, (40, 40, 60, 60), margin) == expected
+
+
+def test_the_geneval_scorer_and_the_exact_scorer_judge_positions_alike():
+    """One GenEval position rule: GenEval's verdict on two ShapeWorld objects' boxes is the exact scorer's."""
+    import cotlab.world as w
+
+    objects = [w.Obj("circle", "red", "solid", size, row, col) for size in w.SIZES for row in range(0, 7, 3)
+               for col in range(0, 7, 2)]
+    seen = set()
+    for a in objects:
+        for b in objects:
+            found = w.relative_position(a, b)
+            assert found == box_relations(a.box, b.box)
+            for relation in ("left of", "right of", "above", "below"):
+                meta = {"include": [{"class": "dog", "count": 1},
+                                    {"class": "cat", "count": 1, "position": [relation, 0]}]}
+                detected = {"dog": [DetectedObject(b.box, 0.9)], "cat": [DetectedObject(a.box, 0.9)]}
+                verdict = G.evaluate_geneval(meta, detected, no_colours)[0]
+                assert verdict == w.relation_holds(relation, a, b) == (relation in found)
+                seen.add(verdict)
+    assert seen == {True, False}
 
 
 def no_colours(name, objects):
@@ -297,18 +322,18 @@ def no_colours(name, objects):
 
 def test_evaluate_geneval_counting_is_at_least_n_and_fewer_than_n_plus_one():
     meta = LINES[1]  # two clocks: include count 2, exclude count 3
-    two = S.geneval_objects(dets(("clock", 0.95, (0, 0, 10, 10)), ("clock", 0.92, (20, 0, 30, 10))), 0.9)
-    assert S.evaluate_geneval(meta, two, no_colours) == (True, "")
-    one = S.geneval_objects(dets(("clock", 0.95, (0, 0, 10, 10)), ("clock", 0.85, (20, 0, 30, 10))), 0.9)
-    assert S.evaluate_geneval(meta, one, no_colours) == (False, "expected clock>=2, found 1")
-    three = S.geneval_objects(dets(*[("clock", 0.95, (20 * i, 0, 20 * i + 10, 10)) for i in range(3)]), 0.9)
-    assert S.evaluate_geneval(meta, three, no_colours) == (False, "expected clock<3, found 3")
+    two = G.geneval_objects(dets(("clock", 0.95, (0, 0, 10, 10)), ("clock", 0.92, (20, 0, 30, 10))), 0.9)
+    assert G.evaluate_geneval(meta, two, no_colours) == (True, "")
+    one = G.geneval_objects(dets(("clock", 0.95, (0, 0, 10, 10)), ("clock", 0.85, (20, 0, 30, 10))), 0.9)
+    assert G.evaluate_geneval(meta, one, no_colours) == (False, "expected clock>=2, found 1")
+    three = G.geneval_objects(dets(*[("clock", 0.95, (20 * i, 0, 20 * i + 10, 10)) for i in range(3)]), 0.9)
+    assert G.evaluate_geneval(meta, three, no_colours) == (False, "expected clock<3, found 3")
 
 
 def test_evaluate_geneval_checks_colours_on_the_most_confident_objects_only():
     meta = {"tag": "color_attr", "prompt": "a red cup and a blue dog",
             "include": [{"class": "cup", "count": 1, "color": "red"}, {"class": "dog", "count": 1, "color": "blue"}]}
-    objects = S.geneval_objects(dets(("cup", 0.9, (0, 0, 10, 10)), ("cup", 0.5, (20, 0, 30, 10)),
+    objects = G.geneval_objects(dets(("cup", 0.9, (0, 0, 10, 10)), ("cup", 0.5, (20, 0, 30, 10)),
                                      ("dog", 0.8, (40, 0, 50, 10))), 0.3)
     asked = []
 
@@ -316,30 +341,30 @@ def test_evaluate_geneval_checks_colours_on_the_most_confident_objects_only():
         asked.append((name, [o.score for o in objs]))
         return {"cup": ["red"], "dog": ["green"]}[name]
 
-    correct, reason = S.evaluate_geneval(meta, objects, classify)
+    correct, reason = G.evaluate_geneval(meta, objects, classify)
     assert not correct and reason == "expected blue dog>=1, found 0 blue; and 1 green"
     assert asked == [("cup", [0.9]), ("dog", [0.8])]
-    assert S.evaluate_geneval(meta, objects, lambda n, o: {"cup": ["red"], "dog": ["blue"]}[n]) == (True, "")
+    assert G.evaluate_geneval(meta, objects, lambda n, o: {"cup": ["red"], "dog": ["blue"]}[n]) == (True, "")
 
 
 def test_evaluate_geneval_position_needs_every_pair_in_relation_and_a_matched_target():
     meta = LINES[2]  # a dog right of a teddy bear
-    right = S.geneval_objects(dets(("teddy bear", 0.9, (0, 40, 20, 60)), ("dog", 0.9, (60, 40, 80, 60))), 0.3)
-    assert S.evaluate_geneval(meta, right, no_colours) == (True, "")
-    left = S.geneval_objects(dets(("teddy bear", 0.9, (60, 40, 80, 60)), ("dog", 0.9, (0, 40, 20, 60))), 0.3)
-    assert S.evaluate_geneval(meta, left, no_colours) == (False, "expected dog right of target, found left of target")
-    touching = S.geneval_objects(dets(("teddy bear", 0.9, (40, 40, 60, 60)), ("dog", 0.9, (42, 40, 62, 60))), 0.3)
-    assert S.evaluate_geneval(meta, touching, no_colours)[1] == "expected dog right of target, found  target"
-    no_bear = S.geneval_objects(dets(("dog", 0.9, (60, 40, 80, 60))), 0.3)
-    correct, reason = S.evaluate_geneval(meta, no_bear, no_colours)
+    right = G.geneval_objects(dets(("teddy bear", 0.9, (0, 40, 20, 60)), ("dog", 0.9, (60, 40, 80, 60))), 0.3)
+    assert G.evaluate_geneval(meta, right, no_colours) == (True, "")
+    left = G.geneval_objects(dets(("teddy bear", 0.9, (60, 40, 80, 60)), ("dog", 0.9, (0, 40, 20, 60))), 0.3)
+    assert G.evaluate_geneval(meta, left, no_colours) == (False, "expected dog right of target, found left of target")
+    touching = G.geneval_objects(dets(("teddy bear", 0.9, (40, 40, 60, 60)), ("dog", 0.9, (42, 40, 62, 60))), 0.3)
+    assert G.evaluate_geneval(meta, touching, no_colours)[1] == "expected dog right of target, found  target"
+    no_bear = G.geneval_objects(dets(("dog", 0.9, (60, 40, 80, 60))), 0.3)
+    correct, reason = G.evaluate_geneval(meta, no_bear, no_colours)
     assert not correct and reason == "expected teddy bear>=1, found 0\nno target for dog to be right of"
 
 
 def test_geneval_summary_averages_images_per_task_then_tasks():
-    results = [S.GenEvalResult(tag, f"{tag}{i // 2}", ok, "", {}, {}) for i, (tag, ok) in enumerate(
+    results = [G.GenEvalResult(tag, f"{tag}{i // 2}", ok, "", {}, {}) for i, (tag, ok) in enumerate(
         [("counting", True), ("counting", False), ("counting", False), ("counting", False),
          ("colors", True), ("colors", True)])]
-    summary = S.geneval_summary(results)
+    summary = G.geneval_summary(results)
     assert summary["counting"] == 0.25 and summary["colors"] == 1.0 and summary["overall"] == 0.625
     assert summary["correct_prompts"] == pytest.approx(2 / 3)  # counting0 has one correct image, counting1 none
     assert list(summary.index[:2]) == ["counting", "colors"]
@@ -358,13 +383,13 @@ class FakeDetector:
 
 def test_genevalscorer_uses_the_counting_threshold_for_counting_prompts_and_scores_a_folder(tmp_path):
     found = dets(("clock", 0.95, (0, 0, 10, 10)), ("clock", 0.5, (20, 0, 30, 10)), size=(12, 10))
-    scorer = S.GenEvalScorer(FakeDetector(found), lambda image, objs, name: ["red"] * len(objs), batch_size=2)
+    scorer = G.GenEvalScorer(FakeDetector(found), lambda image, objs, name: ["red"] * len(objs), batch_size=2)
     single = {"tag": "single_object", "include": [{"class": "clock", "count": 2}], "prompt": "p"}
     results = scorer([LINES[1], single], [Image.new("RGB", (12, 10))] * 2)
     assert [r.correct for r in results] == [False, True]  # 0.5 counts at threshold 0.3, not at 0.9
     assert results[1].details == {"clock": [[0, 0, 10, 10, 0.95], [20, 0, 30, 10, 0.5]]}
     with pytest.raises(ValueError, match="cannot find 79 of GenEval's 80 classes"):
-        S.GenEvalScorer(type("D", (), {"labels": ["cat"]})(), no_colours)
+        G.GenEvalScorer(type("D", (), {"labels": ["cat"]})(), no_colours)
 
     prompts = P.load_geneval(write_jsonl(tmp_path / "m.jsonl", LINES[:2]), expected=None)
     B.write_generations(DummySampler([p.prompt for p in prompts]), prompts, tmp_path / "out", images_per_prompt=2,
@@ -373,7 +398,7 @@ def test_genevalscorer_uses_the_counting_threshold_for_counting_prompts_and_scor
     assert list(table["tag"]) == ["single_object"] * 2 + ["counting"] * 2 and len(table) == 4
     assert list(table["correct"]) == [False, False, False, False]  # no bench; one clock above 0.9
     assert json.loads(table["metadata"][2]) == LINES[1]
-    assert S.geneval_summary(table)["overall"] == 0.0
+    assert G.geneval_summary(table)["overall"] == 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -381,74 +406,74 @@ def test_genevalscorer_uses_the_counting_threshold_for_counting_prompts_and_scor
 
 
 def test_noun_phrases_questions_and_adjectives():
-    assert S.noun_phrases("a green bench and a red car") == ["a green bench", "a red car"]
-    assert S.noun_phrases("rubber gloves and a fluffy teddy bear") == ["rubber gloves", "a fluffy teddy bear"]
-    assert S.noun_phrases("A child is playing with a toy airplane in the backyard.") == [
+    assert C.noun_phrases("a green bench and a red car") == ["a green bench", "a red car"]
+    assert C.noun_phrases("rubber gloves and a fluffy teddy bear") == ["rubber gloves", "a fluffy teddy bear"]
+    assert C.noun_phrases("A child is playing with a toy airplane in the backyard.") == [
         "A child", "a toy airplane", "the backyard"]
-    assert S.noun_phrases("a man riding a horse") == ["a man", "a horse"]
-    assert S.noun_phrases("The red hat was on top of the brown coat rack.") == ["The red hat", "the brown coat rack"]
-    assert S.noun_phrases("The rough boots contrasted with the snow") == ["The rough boots", "the snow"]
-    assert S.noun_phrases("a cat on the left of a dog") == ["a cat", "a dog"]  # "the left" is never asked
-    assert S.pre_question("The Red Hat?") == "the red hat?" and S.pre_question("a (big) dog.!?") == "a big dog?"
-    assert S.pre_question(" ".join(["w"] * 60)) == " ".join(["w"] * 50)
-    assert S.remove_adjectives("The red hat was on top of the wooden rack.") == "The hat was on top of the rack ."
+    assert C.noun_phrases("a man riding a horse") == ["a man", "a horse"]
+    assert C.noun_phrases("The red hat was on top of the brown coat rack.") == ["The red hat", "the brown coat rack"]
+    assert C.noun_phrases("The rough boots contrasted with the snow") == ["The rough boots", "the snow"]
+    assert C.noun_phrases("a cat on the left of a dog") == ["a cat", "a dog"]  # "the left" is never asked
+    assert C.pre_question("The Red Hat?") == "the red hat?" and C.pre_question("a (big) dog.!?") == "a big dog?"
+    assert C.pre_question(" ".join(["w"] * 60)) == " ".join(["w"] * 50)
+    assert C.remove_adjectives("The red hat was on top of the wooden rack.") == "The hat was on top of the rack ."
 
 
 def test_determine_position_covers_every_relation():
     left, right = (0, 0, 10, 10), (100, 0, 110, 10)
-    assert S.determine_position("on the left of", left, right) == 1.0
-    assert S.determine_position("on the left of", right, left) == 0.0
-    assert S.determine_position("on the right of", right, left) == 1.0
+    assert C.determine_position("on the left of", left, right) == 1.0
+    assert C.determine_position("on the left of", right, left) == 0.0
+    assert C.determine_position("on the right of", right, left) == 1.0
     overlap = (4, 0, 14, 10)  # 4 px right of `left`, IoU = 60 / 140
-    assert S.determine_position("on the right of", overlap, left) == pytest.approx(0.1 / (60 / 140))
+    assert C.determine_position("on the right of", overlap, left) == pytest.approx(0.1 / (60 / 140))
     top, bottom = (0, 0, 10, 10), (0, 100, 10, 110)
-    assert S.determine_position("on the top of", top, bottom) == 1.0
-    assert S.determine_position("on the bottom of", bottom, top) == 1.0
-    assert S.determine_position("on the bottom of", top, bottom) == 0.0
-    assert S.determine_position("on the top of", left, right) == 0.0  # horizontal offset dominates
+    assert C.determine_position("on the top of", top, bottom) == 1.0
+    assert C.determine_position("on the bottom of", bottom, top) == 1.0
+    assert C.determine_position("on the bottom of", top, bottom) == 0.0
+    assert C.determine_position("on the top of", left, right) == 0.0  # horizontal offset dominates
     far = (300, 300, 310, 310)
-    assert S.determine_position("near", left, right) == 1.0  # |d_y| = 0 < 150
-    assert S.determine_position("next to", left, far) == pytest.approx(150 / 300)
-    assert S.determine_position("on top of", top, bottom) == 0.0 and S.determine_position(None, top, bottom) == 0.0
+    assert C.determine_position("near", left, right) == 1.0  # |d_y| = 0 < 150
+    assert C.determine_position("next to", left, far) == pytest.approx(150 / 300)
+    assert C.determine_position("on top of", top, bottom) == 0.0 and C.determine_position(None, top, bottom) == 0.0
 
 
 def test_spatial_objects_and_relation_without_a_tagger():
     labels = P.GENEVAL_CLASSES
-    assert S.spatial_relation("a girl on the top of a frog") == "on the top of"
-    assert S.spatial_relation("a cat next to a dog") == "next to" and S.spatial_relation("a cat") is None
-    assert S.spatial_objects("a girl on the top of a frog") == ("girl", "frog")
-    assert S.spatial_objects("a teddy bear on the left of a wine glass", labels=labels) == ("teddy bear",
+    assert C.spatial_relation("a girl on the top of a frog") == "on the top of"
+    assert C.spatial_relation("a cat next to a dog") == "next to" and C.spatial_relation("a cat") is None
+    assert C.spatial_objects("a girl on the top of a frog") == ("girl", "frog")
+    assert C.spatial_objects("a teddy bear on the left of a wine glass", labels=labels) == ("teddy bear",
                                                                                              "wine glass")
-    assert S.spatial_objects("The red hat was on top of the brown coat rack.", complex=True) == ("hat", "rack")
-    assert S.spatial_objects("The lamp placed next to the wooden bed", complex=True) == ("lamp", "bed")
-    assert S.spatial_objects("The cup was on the left of the bowl.", complex=True) == ("cup", "bowl")
-    assert S.spatial_objects("The boy kicked the ball.", complex=True) == (None, None)
+    assert C.spatial_objects("The red hat was on top of the brown coat rack.", complex=True) == ("hat", "rack")
+    assert C.spatial_objects("The lamp placed next to the wooden bed", complex=True) == ("lamp", "bed")
+    assert C.spatial_objects("The cup was on the left of the bowl.", complex=True) == ("cup", "bowl")
+    assert C.spatial_objects("The boy kicked the ball.", complex=True) == (None, None)
 
 
 def test_spatial_score_weights_confidences_and_position_and_zeroes_totals_under_a_half():
     prompt = "a cat on the left of a dog"
     both = dets(("cat", 0.9, (0, 40, 20, 60)), ("dog", 0.8, (70, 40, 90, 60)), ("dog", 0.6, (0, 0, 5, 5)))
-    assert S.spatial_score(prompt, both, (100, 100)) == pytest.approx(0.25 * 0.9 + 0.25 * 0.8 + 0.5)
+    assert C.spatial_score(prompt, both, (100, 100)) == pytest.approx(0.25 * 0.9 + 0.25 * 0.8 + 0.5)
     swapped = dets(("cat", 0.9, (70, 40, 90, 60)), ("dog", 0.8, (0, 40, 20, 60)))
-    assert S.spatial_score(prompt, swapped, (100, 100)) == 0.0  # 0.425 < 0.5
+    assert C.spatial_score(prompt, swapped, (100, 100)) == 0.0  # 0.425 < 0.5
     one = dets(("cat", 1.0, (0, 40, 20, 60)))
-    assert S.spatial_score(prompt, one, (100, 100)) == 0.0  # 0.25 < 0.5
+    assert C.spatial_score(prompt, one, (100, 100)) == 0.0  # 0.25 < 0.5
     weak = dets(("cat", 0.9, (0, 40, 20, 60)), ("dog", 0.45, (70, 40, 90, 60)))
-    assert S.spatial_score(prompt, weak, (100, 100)) == 0.0  # the dog is under UniDet's 0.5 confidence
+    assert C.spatial_score(prompt, weak, (100, 100)) == 0.0  # the dog is under UniDet's 0.5 confidence
     people = dets(("person", 0.9, (0, 40, 20, 60)), ("computer mouse", 0.9, (70, 40, 90, 60)))
-    assert S.spatial_score("a girl next to a mouse", people, (100, 100)) == pytest.approx(0.95)
+    assert C.spatial_score("a girl next to a mouse", people, (100, 100)) == pytest.approx(0.95)
     # The 150 px threshold is in UniDet's 479 px frame: 200 image px apart in a 1000 px image are 95.8 there.
     near = dets(("cat", 1.0, (0, 0, 10, 10)), ("dog", 1.0, (200, 200, 210, 210)), size=(1000, 1000))
-    assert S.unidet_frame(1000, 1000) == (0.479, 0.479) and S.unidet_frame(400, 800) == (240 / 400, 480 / 800)
-    assert S.spatial_score("a cat near a dog", near, (1000, 1000)) == 1.0
+    assert C.unidet_frame(1000, 1000) == (0.479, 0.479) and C.unidet_frame(400, 800) == (240 / 400, 480 / 800)
+    assert C.spatial_score("a cat near a dog", near, (1000, 1000)) == 1.0
 
 
 def test_three_in_one_averages_the_relevant_scores():
-    out = S.three_in_one([0.3, 0.3, 0.3], [0.6, 0.6, 0.6], [0.9, 0.9, 0.9], ["spatial", "action", "spatial_action"])
+    out = C.three_in_one([0.3, 0.3, 0.3], [0.6, 0.6, 0.6], [0.9, 0.9, 0.9], ["spatial", "action", "spatial_action"])
     torch.testing.assert_close(out, torch.tensor([0.45, 0.6, 0.6]))
-    torch.testing.assert_close(S.three_in_one([0.0], [0.3], [0.6]), torch.tensor([0.3]))
+    torch.testing.assert_close(C.three_in_one([0.0], [0.3], [0.6]), torch.tensor([0.3]))
     with pytest.raises(ValueError, match="kinds must be"):
-        S.three_in_one([0.0], [0.0], [0.0], ["both"])
+        C.three_in_one([0.0], [0.0], [0.0], ["both"])
 
 
 def test_compbenchscorer_routes_each_category_to_its_metric(tmp_path):
@@ -460,7 +485,7 @@ def test_compbenchscorer_routes_each_category_to_its_metric(tmp_path):
             return torch.full((len(prompts),), {"blip": 0.2, "spatial": 0.4, "clip": 0.9}[tag])
         return score
 
-    scorer = S.CompBenchScorer(model("blip"), model("clip"), model("spatial"))
+    scorer = C.CompBenchScorer(model("blip"), model("clip"), model("spatial"))
     images = [Image.new("RGB", (8, 8))] * 2
     assert scorer("texture", ["a", "b"], images).tolist() == pytest.approx([0.2, 0.2])
     assert scorer("non_spatial", ["a", "b"], images).tolist() == pytest.approx([0.9, 0.9])
@@ -471,7 +496,7 @@ def test_compbenchscorer_routes_each_category_to_its_metric(tmp_path):
     with pytest.raises(ValueError, match="UniDet"):
         scorer("numeracy", ["a"], images[:1])
     with pytest.raises(ValueError, match="needs the CLIP"):
-        S.CompBenchScorer(blip=model("blip"))("non_spatial", ["a"], images[:1])
+        C.CompBenchScorer(blip=model("blip"))("non_spatial", ["a"], images[:1])
 
     prompts = [P.CompBenchPrompt(i, t, "shape", "val") for i, t in enumerate(["a round cup", "a square box"])]
     B.write_generations(DummySampler([p.prompt for p in prompts]), prompts, tmp_path, images_per_prompt=2,
@@ -491,16 +516,16 @@ def test_instance_detections_follows_mmdetections_post_processing():
     mask_logits = torch.full((2, 4, 5), -3.0)
     mask_logits[0, 1:3, 2:4] = 2.0
     mask_logits[1, 0, 0] = 1.0
-    found = S.instance_detections(class_logits, mask_logits, ["cat", "dog"], max_per_image=3)
+    found = V.instance_detections(class_logits, mask_logits, ["cat", "dog"], max_per_image=3)
     sig2, sig1 = torch.sigmoid(torch.tensor(2.0)).item(), torch.sigmoid(torch.tensor(1.0)).item()
     # the top 3 (query, class) pairs: (0, cat) 0.7, (1, dog) 0.3, (0, dog) 0.2
     assert found.labels == ["cat", "dog", "dog"]
     np.testing.assert_allclose(found.scores, [0.7 * sig2, 0.3 * sig1, 0.2 * sig2], rtol=1e-5)
     np.testing.assert_array_equal(found.boxes, [[2, 1, 4, 3], [0, 0, 1, 1], [2, 1, 4, 3]])
     assert found.masks.shape == (3, 4, 5) and found.masks[0].sum() == 4
-    assert S.mask_boxes(torch.zeros(1, 3, 3, dtype=torch.bool)).tolist() == [[0, 0, 0, 0]]
-    assert S.mmdet_resize(384, 384) == (800, 800) and S.mmdet_resize(2000, 500) == (1333, 333)
-    assert S.geneval_label("Motorbike") == "motorcycle" and S.geneval_label("mouse") == "computer mouse"
+    assert V.mask_boxes(torch.zeros(1, 3, 3, dtype=torch.bool)).tolist() == [[0, 0, 0, 0]]
+    assert V.mmdet_resize(384, 384) == (800, 800) and V.mmdet_resize(2000, 500) == (1333, 333)
+    assert V.geneval_label("Motorbike") == "motorcycle" and V.geneval_label("mouse") == "computer mouse"
 
 
 def test_mask2former_detector_crops_the_padding_and_resizes_masks_to_the_original_image():
@@ -526,7 +551,7 @@ def test_mask2former_detector_crops_the_padding_and_resizes_masks_to_the_origina
             return SimpleNamespace(class_queries_logits=logits, masks_queries_logits=masks)
 
     model = Model()
-    detector = S.Mask2FormerDetector(model, Mask2FormerImageProcessorPil(), test_scale=(96, 64), max_per_image=2)
+    detector = V.Mask2FormerDetector(model, Mask2FormerImageProcessorPil(), test_scale=(96, 64), max_per_image=2)
     found = detector([Image.new("RGB", (40, 30))])[0]  # resized to 85 x 64, padded to 96 x 64
     assert model.inputs == [(1, 3, 64, 96)] and found.labels == ["cat", "dog"] and found.masks.shape == (2, 30, 40)
     # the left third of the padded input (32 px) is 32 / 85 of the image: 15 of its 40 columns
@@ -558,7 +583,7 @@ def picture(width, height, seed):
 
 
 def test_mask2former_detector_returns_mmdet_style_detections_at_the_original_size(mask2former_dir):
-    detector = S.Mask2FormerDetector.from_pretrained(mask2former_dir, test_scale=(96, 64), batch_size=2)
+    detector = V.Mask2FormerDetector.from_pretrained(mask2former_dir, test_scale=(96, 64), batch_size=2)
     assert "computer mouse" in detector.labels and "mouse" not in detector.labels and len(detector.labels) == 80
     images = [picture(40, 30, 0), picture(30, 50, 1), picture(40, 30, 2)]
     found = detector(images)
@@ -566,7 +591,7 @@ def test_mask2former_detector_returns_mmdet_style_detections_at_the_original_siz
     for image, d in zip(images, found):
         assert len(d.labels) == 100 and set(d.labels) <= set(P.GENEVAL_CLASSES)  # top 100 of 10 queries x 80
         assert d.masks.shape == (100, image.height, image.width)
-        np.testing.assert_array_equal(d.boxes, S.mask_boxes(torch.from_numpy(d.masks)).numpy())
+        np.testing.assert_array_equal(d.boxes, V.mask_boxes(torch.from_numpy(d.masks)).numpy())
         assert ((d.scores >= 0) & (d.scores <= 1)).all() and d.scores.max() > 0
     alone = detector([images[2]])[0]  # the same image alone, not batched with image 0
     np.testing.assert_allclose(alone.scores, found[2].scores, rtol=1e-4, atol=1e-6)
@@ -594,7 +619,7 @@ def embed(model, processor, texts=None, images=None):
 def test_clip_color_classifier_is_genevals_zero_shot_classifier_on_masked_crops(clip_dir):
     from transformers import CLIPModel, CLIPProcessor
 
-    classifier = S.CLIPColorClassifier.from_pretrained(clip_dir)
+    classifier = G.CLIPColorClassifier.from_pretrained(clip_dir)
     weights = classifier.class_weights("dog")
     assert weights.shape == (16, 10)
     model, processor = CLIPModel.from_pretrained(clip_dir).eval(), CLIPProcessor.from_pretrained(clip_dir)
@@ -616,14 +641,14 @@ def test_clip_color_classifier_is_genevals_zero_shot_classifier_on_masked_crops(
 
 
 def test_genevalscorer_runs_end_to_end_on_tiny_checkpoints(mask2former_dir, clip_dir):
-    scorer = S.GenEvalScorer.from_pretrained(mask2former_dir, clip_dir, threshold=0.0)
+    scorer = G.GenEvalScorer.from_pretrained(mask2former_dir, clip_dir, threshold=0.0)
     scorer.detector.test_scale = (64, 48)
     image = picture(32, 24, 4)
     found = scorer.detector([image])[0]
     name = found.labels[int(found.scores.argmax())]  # the class the random detector is surest of
     meta = {"tag": "colors", "include": [{"class": name, "count": 1, "color": "red"}], "prompt": f"a red {name}"}
     result = scorer([meta], [image])[0]
-    seen = scorer.color_classifier(image, S.geneval_objects(found, 0.0)[name][:1], name)[0]
+    seen = scorer.color_classifier(image, G.geneval_objects(found, 0.0)[name][:1], name)[0]
     assert result.correct == (seen == "red") and result.tag == "colors"
     assert result.details[name][0][4] == pytest.approx(found.scores.max(), rel=1e-5)
 
@@ -654,7 +679,7 @@ def blip_dir(tmp_path_factory):
 def test_blip_vqa_is_the_product_of_yes_probabilities_over_noun_phrases(blip_dir):
     from transformers import BlipForQuestionAnswering, BlipProcessor
 
-    scorer = S.BlipVQAScorer.from_pretrained(blip_dir, image_size=None, batch_size=2)
+    scorer = C.BlipVQAScorer.from_pretrained(blip_dir, image_size=None, batch_size=2)
     images = [picture(40, 30, 6), picture(24, 24, 7), picture(30, 40, 8)]
     questions = ["a red cube?", "b?", "a blue ball?"]
     probs = scorer.yes_probability(images, questions)
@@ -680,25 +705,25 @@ def test_blip_vqa_is_the_product_of_yes_probabilities_over_noun_phrases(blip_dir
     assert scores[1] == 1.0  # no noun phrase: nothing asked, the product of nothing
     expected = scorer.yes_probability([images[0]] * 2, ["a red cube?", "a blue ball?"]).prod()
     assert scores[0].item() == pytest.approx(expected.item(), rel=1e-5)
-    capped = S.BlipVQAScorer.from_pretrained(blip_dir, image_size=None, max_phrases=2)
+    capped = C.BlipVQAScorer.from_pretrained(blip_dir, image_size=None, max_phrases=2)
     assert capped.questions(prompts[2]) == ["a cat?", "a dog?"]  # the first max_phrases only
     given = capped(prompts, images, phrases=[["a red cube"], [], ["a cat", "a dog", "a hat"]])
     want = [scorer.yes_probability(images[:1], ["a red cube?"])[0], torch.tensor(1.0),
             scorer.yes_probability([images[2]] * 2, ["a cat?", "a dog?"]).prod()]
     torch.testing.assert_close(given, torch.stack(want), rtol=1e-5, atol=1e-6)
-    one_by_one = S.BlipVQAScorer.from_pretrained(blip_dir, image_size=None, batch_size=1)
+    one_by_one = C.BlipVQAScorer.from_pretrained(blip_dir, image_size=None, batch_size=1)
     torch.testing.assert_close(one_by_one(prompts, images), scores, rtol=1e-5, atol=1e-6)  # no padding effects
-    without_enc = S.BlipVQAScorer.from_pretrained(blip_dir, image_size=None, enc_token=None)
+    without_enc = C.BlipVQAScorer.from_pretrained(blip_dir, image_size=None, enc_token=None)
     assert without_enc.enc_token_id is None and not torch.allclose(without_enc.yes_probability(images, questions),
                                                                    probs)
-    at_48 = S.BlipVQAScorer.from_pretrained(blip_dir, image_size=48)  # position embeddings interpolated
+    at_48 = C.BlipVQAScorer.from_pretrained(blip_dir, image_size=48)  # position embeddings interpolated
     assert at_48.yes_probability(images[:1], questions[:1]).shape == (1,)
 
 
 def test_compbench_clipscore_is_the_plain_cosine(clip_dir):
     from transformers import CLIPModel, CLIPProcessor
 
-    scorer = S.CompBenchCLIPScorer.from_pretrained(clip_dir, batch_size=2)
+    scorer = C.CompBenchCLIPScorer.from_pretrained(clip_dir, batch_size=2)
     prompts = ["a red hat near a cat", "the wooden box", "a blue cup"]
     images = [picture(32, 32, 9), picture(40, 30, 10), picture(30, 40, 11)]
     scores = scorer(prompts, images)
@@ -710,24 +735,24 @@ def test_compbench_clipscore_is_the_plain_cosine(clip_dir):
 
 
 def test_spatial_scorer_runs_the_detector_and_the_formula(mask2former_dir):
-    detector = S.Mask2FormerDetector.from_pretrained(mask2former_dir, test_scale=(64, 48))
+    detector = V.Mask2FormerDetector.from_pretrained(mask2former_dir, test_scale=(64, 48))
     image = picture(32, 32, 12)
     found = detector([image])[0]
     order = np.argsort(-found.scores, kind="stable")
     first = found.labels[order[0]]
     second = next(found.labels[i] for i in order if found.labels[i] != first)
     prompt = f"a {first} next to a {second}"  # 32 px apart at most: "next to" holds
-    score = S.SpatialScorer(detector, threshold=0.0)([prompt], [image])
+    score = C.SpatialScorer(detector, threshold=0.0)([prompt], [image])
     best = {label: max(s for s, l in zip(found.scores, found.labels) if l == label) for label in (first, second)}
     assert score.item() == pytest.approx(0.25 * best[first] + 0.25 * best[second] + 0.5, rel=1e-5)
 
 
 @pytest.mark.parametrize("load, checkpoint, how", [
-    (S.Mask2FormerDetector.from_pretrained, S.MASK2FORMER_CHECKPOINT, "detector_path="),
-    (S.CLIPColorClassifier.from_pretrained, S.GENEVAL_CLIP_CHECKPOINT, "clip_path="),
-    (S.BlipVQAScorer.from_pretrained, S.BLIP_VQA_CHECKPOINT, "blip_path="),
-    (S.CompBenchCLIPScorer.from_pretrained, S.COMPBENCH_CLIP_CHECKPOINT, "clip_path="),
-    (lambda path: S.GenEvalScorer.from_pretrained(detector_path=path), S.MASK2FORMER_CHECKPOINT, "detector_path="),
+    (V.Mask2FormerDetector.from_pretrained, V.MASK2FORMER_CHECKPOINT, "detector_path="),
+    (G.CLIPColorClassifier.from_pretrained, G.GENEVAL_CLIP_CHECKPOINT, "clip_path="),
+    (C.BlipVQAScorer.from_pretrained, C.BLIP_VQA_CHECKPOINT, "blip_path="),
+    (C.CompBenchCLIPScorer.from_pretrained, C.COMPBENCH_CLIP_CHECKPOINT, "clip_path="),
+    (lambda path: G.GenEvalScorer.from_pretrained(detector_path=path), V.MASK2FORMER_CHECKPOINT, "detector_path="),
 ])
 def test_missing_weights_name_the_checkpoint_the_download_and_the_option(tmp_path, load, checkpoint, how):
     with pytest.raises(FileNotFoundError, match="no such directory") as missing:
@@ -741,4 +766,4 @@ def test_missing_weights_name_the_checkpoint_the_download_and_the_option(tmp_pat
 
 def test_a_hub_id_that_cannot_be_fetched_is_a_missing_checkpoint():
     with pytest.raises(FileNotFoundError, match=r"hf download nobody/no-such-blip .*BlipVQAScorer\.from_pretrained"):
-        S.BlipVQAScorer.from_pretrained("nobody/no-such-blip", local_files_only=True)
+        C.BlipVQAScorer.from_pretrained("nobody/no-such-blip", local_files_only=True)

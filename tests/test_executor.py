@@ -72,6 +72,7 @@ def small_graph(tmp_path):
     return g, log
 
 
+@pytest.mark.slow
 def test_a_failure_stops_its_dependents_a_dead_worker_is_retried_once_and_the_rest_finishes(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))  # the workers import executor_nodes (spawn copies sys.path)
     graph, log = small_graph(tmp_path)
@@ -93,6 +94,7 @@ def test_a_failure_stops_its_dependents_a_dead_worker_is_retried_once_and_the_re
     assert any("running" in line and "waiting" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_the_executor_builds_what_before_after_then_only_reads(tmp_path, monkeypatch, capfd):
     from cotlab.experiments.rl import before_after
     from cotlab.training import DPOConfig, GRPOConfig
@@ -115,6 +117,7 @@ def test_the_executor_builds_what_before_after_then_only_reads(tmp_path, monkeyp
     assert set(results["algorithm"]) == {"base", "grpo", "dpo"}
 
 
+@pytest.mark.slow
 def test_a_base_policy_runs_alone_with_every_workers_thread(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     log, g = str(tmp_path / "events"), Graph()

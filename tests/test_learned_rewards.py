@@ -115,6 +115,7 @@ def test_pairwise_accuracy_and_best_of_n_by_hand():
     assert picked == pytest.approx(np.mean([np.mean(v) for v in by_category.values()]))
 
 
+@pytest.mark.slow
 def test_best_of_four_by_the_metric_reward_raises_the_base_policys_id_score():
     from cotlab.policy.pretrain import base_policy
 

@@ -91,6 +91,19 @@ def test_grpo_loss_matches_trl(loss_type, beta, epsilon_high):
     assert 0 < stats["clip_fraction"] < 1 and stats["kl"] > 0
 
 
+def test_the_four_grpo_aggregations_coincide_on_equal_lengths_without_a_mask():
+    g = torch.Generator().manual_seed(3)
+    logp, old, ref = (torch.randn(6, 10, generator=g) for _ in range(3))
+    adv, ones = torch.randn(6, generator=g), torch.ones(6, 10)
+    losses = [grpo_loss(logp, old, ref, adv, ones, beta=0.05, loss_type=t)[0] for t in GRPO_LOSS_TYPES]
+    for loss in losses[1:]:
+        torch.testing.assert_close(loss, losses[0])
+    mask = ones.clone()
+    mask[0, 5:] = 0  # one shorter sequence: grpo and bnpo weigh its tokens differently
+    assert not torch.isclose(grpo_loss(logp, old, ref, adv, mask, loss_type="grpo")[0],
+                             grpo_loss(logp, old, ref, adv, mask, loss_type="bnpo")[0])
+
+
 def test_grpo_first_step_ratio_is_one_and_nothing_clips():
     logp, _, ref, adv, mask = grpo_inputs(spread=0.0)
     loss, stats = grpo_loss(logp, logp.detach(), logp.detach(), adv, mask, beta=0.1)

@@ -57,6 +57,7 @@ def test_official_prompt_files_are_the_training_prompts(compbench_dir, monkeypat
         (compbench_dir / "shape_train.txt").unlink()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "dpo"])
 def test_the_paper_preset_trains_under_accelerate_on_two_cpu_processes(janus_pro_like, compbench_dir, clip_dir,
                                                                        tmp_path, algorithm):

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from cotlab import __version__, cli
-from cotlab.experiments.reproduce import CHAPTERS, DEPENDS, ReproduceError, chapter_stamp, reproduce
+from cotlab.experiments.reproduce import (CHAPTERS, DEPENDS, ReproduceError, book_timings, chapter_stamp, record_timing,
+                                         reproduce)
 from cotlab.experiments.tiers import PRESETS, TIERS, notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,6 +188,20 @@ def test_chapter_stamps_change_with_the_chapter_and_what_it_depends_on(tmp_path)
         if downstream & set(DEPENDS[chapter]):
             downstream.add(chapter)
     assert changed == downstream and "00_shapeworld" not in changed
+
+
+def test_book_timings_read_the_pipelines_log(tmp_path, monkeypatch):
+    path = tmp_path / "timings.json"
+    assert book_timings(path, "default") is None
+    record_timing(path, "default", "00_shapeworld", 12.34)
+    record_timing(path, "default", "01_base_model", 100.0)
+    record_timing(path, "smoke", "00_shapeworld", 1.0)
+    record_timing(path, "default", "00_shapeworld", 20.0)  # a rerun replaces the chapter's time
+    monkeypatch.setenv("COTLAB_TIMINGS_FILE", str(path))
+    table = book_timings("", "default")
+    chapters = table[~table.index.str.startswith("(")]
+    assert chapters["seconds"].to_dict() == {"00_shapeworld": 20.0, "01_base_model": 100.0}
+    assert book_timings(path, "paper") is None
 
 
 def test_presets_cover_every_tier_with_the_same_keys():

@@ -61,6 +61,7 @@ def labels(graph, ids):
     return sorted(graph.nodes[i].label for i in ids)
 
 
+@pytest.mark.slow
 def test_ray_builds_the_same_store_as_the_local_executor(local_ray, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(HERE)  # the local executor's workers import graph_nodes (spawn copies sys.path)
     graph, reports, seconds = chain_graph(), {}, {}
@@ -83,6 +84,7 @@ def test_ray_builds_the_same_store_as_the_local_executor(local_ray, tmp_path, mo
     print(f"local {seconds['local']:.1f} s, ray {seconds['ray']:.1f} s")
 
 
+@pytest.mark.slow
 def test_a_dead_ray_worker_is_retried_once_then_reported(local_ray, tmp_path, monkeypatch):
     monkeypatch.setenv("COTLAB_RUNS", str(tmp_path / "runs"))
     g = Graph()

@@ -210,6 +210,7 @@ def finish(procs):
     return [out.strip() for out, _ in results]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [2, 4])
 def test_concurrent_builders_of_one_key_build_it_once(tmp_path, processes):
     paths = finish(start_builders(tmp_path, [7] * processes))
@@ -253,6 +254,7 @@ def test_a_lock_held_by_a_dead_process_is_broken_and_its_leftovers_removed(tmp_p
     assert not any(p.name.startswith(".tmp-") for p in (store.root / "x").iterdir())
 
 
+@pytest.mark.slow
 def test_two_concurrent_rl_runs_of_one_config_publish_one_clean_run(tmp_path):
     code = """
         import json, sys

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cotlab.store import (CorruptRunError, CorruptRunWarning, RunStore, append_jsonl, artifact_key,
-                                      atomic_write_json, code_version)
+from cotlab.store import (CorruptRunError, CorruptRunWarning, RunStore, artifact_key, atomic_write_json, code_version,
+                          write_jsonl)
 
 CODE = ["cotlab.store"]
 
@@ -201,13 +201,15 @@ def test_atomic_write_json_never_leaves_a_partial_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
-def test_append_jsonl_writes_one_object_per_line(tmp_path):
+def test_write_jsonl_writes_one_object_per_line(tmp_path):
     f = tmp_path / "m" / "metrics.jsonl"
-    append_jsonl(f, {"step": 1, "loss": 0.5})
+    write_jsonl(f, [{"step": 1, "loss": 0.5}])
     with pytest.raises(TypeError):
-        append_jsonl(f, {"step": 2, "bad": object()})
-    append_jsonl(f, {"step": 3})
+        write_jsonl(f, [{"step": 2}, {"step": 2, "bad": object()}], append=True)
+    write_jsonl(f, [{"step": 3}], append=True)
     assert [json.loads(line) for line in f.read_text().splitlines()] == [{"step": 1, "loss": 0.5}, {"step": 3}]
+    write_jsonl(f, [{"step": 4}])  # without append: the file is replaced
+    assert f.read_text() == '{"step": 4}\n'
 
 
 def test_cotlab_runs_env_var_is_respected(tmp_path, monkeypatch):

@@ -2,9 +2,12 @@
 (the speed itself is measured by the benchmark, never asserted here)."""
 import json
 
+import pytest
+
 from cotlab.experiments.throughput import PHASES, bench_throughput, format_throughput
 
 
+@pytest.mark.slow
 def test_both_ways_run_the_batch_and_report_runs_per_hour(tmp_path, monkeypatch):
     monkeypatch.setenv("COTLAB_RUNS", str(tmp_path / "runs"))
     result = bench_throughput("smoke", seeds=(0,), workers=2, max_steps=1, images_per_prompt=1,

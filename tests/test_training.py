@@ -223,6 +223,7 @@ def _train_command(launcher, algorithm, policy_dir, out):
             *(a for k, v in fields.items() for a in ("--set", f"{k}={v}"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "dpo"])
 def test_two_processes_match_one_with_the_same_global_batch(base, tmp_path, algorithm):
     """`accelerate launch --cpu --num_processes 2` against one process, same global batch. Samples are identical (row
@@ -259,6 +260,7 @@ def test_two_processes_match_one_with_the_same_global_batch(base, tmp_path, algo
     assert worst < 1e-6
 
 
+@pytest.mark.slow
 def test_grpo_and_dpo_raise_the_training_reward_in_the_smoke_tier():
     """Learning: the smoke preset (the smoke base policy, the exact metric reward, seed 0) raises the mean reward of
     fresh samples (4 per prompt, seeds apart from training's) on the prompts it trained on, for both algorithms."""

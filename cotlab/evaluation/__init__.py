@@ -7,9 +7,10 @@ __all__ = ["EvalCard", "EvalResult", "chance_reports", "evaluate_policy", "first
 
 # The paper's benchmarks at full scale (GenEval, T2I-CompBench): layouts and transformers scorers (their official prompt
 # files: `cotlab.prompt_files`).
-from .benchmark_scorers import (BlipVQAScorer, CompBenchCLIPScorer, CompBenchScorer, GenEvalScorer,
-                                Mask2FormerDetector, SpatialScorer, geneval_summary)
 from .benchmarks import policy_sampler, write_generations
+from .geneval import GenEvalScorer, geneval_summary
+from .t2i_compbench import BlipVQAScorer, CompBenchCLIPScorer, CompBenchScorer, SpatialScorer
+from .vision import Mask2FormerDetector
 
 __all__ += ["BlipVQAScorer", "CompBenchCLIPScorer", "CompBenchScorer", "GenEvalScorer", "Mask2FormerDetector",
             "SpatialScorer", "geneval_summary", "policy_sampler", "write_generations"]

@@ -13,8 +13,8 @@ T2I-CompBench(++) (Huang et al. 2023/2025, github.com/Karine-Huang/T2I-CompBench
               the prompt from the name before the first "_" and order images by k (the "question_id").
 
 `write_generations` writes any sampler's images in the official layouts, atomically per prompt and resumably.
-Official numbers come from the official harnesses run on these folders; `cotlab.evaluation.benchmark_scorers` scores
-the same folders through transformers, with the differences it documents.
+Official numbers come from the official harnesses run on these folders; `cotlab.evaluation.geneval` and
+`cotlab.evaluation.t2i_compbench` score the same folders through transformers, with the differences they document.
 """
 from __future__ import annotations
 

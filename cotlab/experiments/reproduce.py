@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cotlab.experiments.tiers import check_tier, notebook_parameters
-from cotlab.store import artifact_key, atomic_write_json
+from cotlab.store import BASE_POLICY_CODE, RunStore, artifact_key, atomic_write_json
 
 #: The book's chapters, in order: stems of ``notebooks/*.ipynb`` (each is also listed in ``book/_toc.yml``). The order
 #: is this list's, not the stems': a chapter added later keeps its number and goes where it is read, e.g. the domain
@@ -258,6 +258,30 @@ def record_timing(path: Path, tier: str, chapter: str, seconds: float) -> None:
     data.setdefault(tier, {})[chapter] = {"seconds": round(seconds, 1),
                                           "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     atomic_write_json(path, data)
+
+
+def book_timings(path, tier: str):
+    """The pipeline's own log of a tier's book (:data:`TIMINGS_FILE`; `path` "" or None: the one `cotlab reproduce`
+    names in $COTLAB_TIMINGS_FILE for its kernels, else _build's) as a table: seconds and finishing time per chapter,
+    plus the base policy's one-time training (its `pretrain.json` in the run store; it runs inside chapter 1 when the
+    store lacks it). None when the file or the tier is absent."""
+    import json
+
+    import pandas as pd
+
+    from cotlab.policy.pretrain import PRETRAIN_TIERS, base_key
+
+    path = Path(path or os.environ.get("COTLAB_TIMINGS_FILE", f"_build/{TIMINGS_FILE}"))
+    data = json.loads(path.read_text()).get(tier) if path.is_file() else None
+    if not data:
+        return None
+    table = pd.DataFrame.from_dict(data, orient="index").rename_axis("chapter")
+    base_tier = "smoke" if tier == "smoke" else "default"
+    found = RunStore().find("base_policy", base_key(PRETRAIN_TIERS[base_tier]), BASE_POLICY_CODE)
+    if found is not None and (found / "pretrain.json").is_file():
+        seconds = json.loads((found / "pretrain.json").read_text())["train_seconds"]
+        table.loc[f"(base policy training, {base_tier} tier; in 01 when not cached)"] = [round(seconds, 1), ""]
+    return table
 
 
 def execute_graph(tier: str, chapters: Sequence[str], root: Path, build: Path, *, workers: int | None,

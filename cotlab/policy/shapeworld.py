@@ -39,8 +39,8 @@ def factorized_code_vectors(dim: int, std: float) -> torch.Tensor:
 
     Janus-Pro initialises its image-token embedding from its VQ codebook, so visually related codes start close.
     The designed codebook has no learned vectors; this gives the same head start. Without it every one of the 751
-    codes (each seen about once in five batches) must be learned apart, and after 400 steps a default-size model
-    had not learned to continue a large object from its first quadrant (5.4 nats per deterministic token)."""
+    codes, each of them rare in a batch, must be learned apart, and a default-size model was slow to learn even to
+    continue a large object from its first quadrant."""
     table = code_table()
     factors = [sorted({entry[k] for entry in table if entry is not None}) for k in range(4)]
     vectors = [torch.randn(len(values), dim) * std / 2 for values in factors]  # four summed terms: std `std`
@@ -59,8 +59,9 @@ def word_vectors(tokenizer, dim: int, std: float) -> torch.Tensor:
 
     Janus-Pro's language model comes pretrained, so its prompt words arrive with meaning. Ours starts from nothing;
     this gives it what a pretrained embedding knows of ShapeWorld's words, and no more: which words name which kind of
-    fact, and which words are the same fact. Measured without it: after 2,000 steps a default-size model still put no
-    colour information (a linear probe at chance) into the state that predicts an object's first token."""
+    fact, and which words are the same fact. Without it a default-size model, trained for as long as the default
+    tier's pretraining, put no colour information (a linear probe stayed at chance) into the state that predicts an
+    object's first token."""
     roles = {"shape": {**lang.SHAPE_NOUNS, **lang.SHAPE_PLURALS, **lang.SHAPE_ADJECTIVES},
              "colour": lang.COLOR_WORDS, "texture": lang.TEXTURE_WORDS, "size": lang.SIZE_WORDS,
              "number": {w: n for w, (n, exact) in lang.DETERMINERS.items() if exact}}

@@ -27,8 +27,8 @@ Training (`train_vq`), on fresh random scenes every batch (`random_scene` -> `re
   colour (objects cover about a tenth of the canvas; unweighted, a few hundred steps learn the background and
   orange-ish blobs), + `beta` x commitment; Adam (the codebook excluded), linear warm-up then cosine decay to 10%.
 - Deterministic by seed on CPU (torch.manual_seed for weights, a numpy Generator for scenes) for a fixed thread
-  count (`num_threads`, 1 by default: floating-point sums depend on it, and on a 2-core machine shared with other
-  processes two torch threads slowed a step from ~0.2-0.3 s to 2-5 s while one thread stayed at ~0.3-0.5 s);
+  count (`num_threads`, 1 by default: floating-point sums depend on it, and on a small machine shared with other
+  processes two torch threads made a step several times slower than one);
   resumable: every `checkpoint_every` steps, model + optimiser + codebook EMA + step + both RNG states go to
   `checkpoint.pt`, and a run that finds one resumes from it with the same final weights as an uninterrupted run.
 
@@ -36,16 +36,10 @@ Output directory: `save_pretrained` (config.json + model.safetensors, loadable w
 `load_vq_tokenizer`), `metrics.json` (written atomically: config, training seconds, losses, evaluation), and the
 last `checkpoint.pt` (unless a separate `scratch_dir` holds it).
 
-Measured on 2026-11-24, 2-core CPU (AMD EPYC; `default` preset, one torch thread, other processes sharing the cores:
-mean 1-minute load 2.5): 1000 steps of 16 scenes (270k parameters) trained in 329 s (0.33 s/step; 336 s wall with
-the evaluation). Final training losses (mean of the last 20 steps): total 0.106, pixel MSE 0.0085 and L1 0.037 (on
-[-1, 1]), commitment 0.0067. Round trip of 500 fresh random scenes (encode, decode, parse): the exact scene in 3.8%,
-11.9% of objects recovered, 1.31 misread objects per scene, no object found in 14% of images; 93.0% of patches
-nearest their true designed code; pixel MSE 0.0011 on [0, 1] (PSNR 29.5 dB); all 751 codes used. Colours mostly
-survive, small shapes and textures smear, and faint halos surround objects (the designed tokenizer: 100% exact).
-The same recipe without foreground weighting (weight 1, lr 2e-3) reached 0.8% exact, 2.0% of objects, PSNR 25.1 dB.
-The `smoke` preset trains in about 10 s and recovers nothing (it only exercises the pipeline).
-
+What to expect (`evaluate_vq` measures it, and `metrics.json` records it): the `default` preset trains in minutes on
+one CPU core and is lossy where the designed tokenizer is exact: colours mostly survive the round trip, small shapes
+and textures smear, and faint halos surround objects; without foreground weighting far fewer objects survive. The
+`smoke` preset recovers nothing (it only exercises the pipeline).
 """
 from __future__ import annotations
 
@@ -130,10 +124,9 @@ VQ_TIERS = {
     # well under a minute on one core
     "smoke": VQTrainConfig(steps=60, batch_size=8, warmup_steps=15, kmeans_batches=2, dead_after=20,
                            checkpoint_every=20, eval_scenes=100),
-    # a few minutes on one core (see the measurement in the module docstring)
+    # a few minutes on one core
     "default": VQTrainConfig(),
 }
-PRESETS = VQ_TIERS  # `smoke` and `default` presets (plus `tiny` for tests)
 
 
 def vq_config(cfg: VQTrainConfig):

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cotlab.checkpoints import load_checkpoint, torch_dtype
+from cotlab.checkpoints import load_checkpoint, load_clip, torch_dtype
 
 CLIP_CHECKPOINT = "openai/clip-vit-base-patch32"  # the CLIP that CLIPScore's w = 2.5 was chosen for
 JUDGE_CHECKPOINT = "CodeGoat24/UnifiedReward-qwen-7b"  # UnifiedReward on Qwen2.5-VL-7B, a "parse"-mode judge
@@ -109,15 +109,9 @@ class CLIPScore:
                         local_files_only: bool = False, **options) -> "CLIPScore":
         """CLIPScore with the CLIP checkpoint at `path` (a local directory or a hub id), on `device` in `dtype`;
         `options` are the constructor's (weight, batch_size, name)."""
-        from transformers import CLIPModel, CLIPProcessor
-
-        def load(source):
-            processor = CLIPProcessor.from_pretrained(source, local_files_only=local_files_only)
-            model = CLIPModel.from_pretrained(source, dtype=torch_dtype(dtype), local_files_only=local_files_only)
-            return model.to(device), processor
-
-        model, processor = load_checkpoint("reward model 'clipscore'", path, CLIP_CHECKPOINT, load,
-                                           "`cotlab.rewards.get('clipscore', path={dir})`")
+        model, processor = load_clip("reward model 'clipscore'", path, CLIP_CHECKPOINT,
+                                     "`cotlab.rewards.get('clipscore', path={dir})`", device=device, dtype=dtype,
+                                     local_files_only=local_files_only)
         return cls(model, processor, **options)
 
     def __call__(self, prompts, images, metadata=None) -> torch.Tensor:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from .scene import COLOR_NAMES, SHAPES, SIZES, TEXTURES
+from .scene import COLOR_NAMES
 
 SHAPE_NOUNS = {"square": "square", "circle": "circle", "triangle": "triangle", "diamond": "diamond", "cross": "cross"}
 SHAPE_PLURALS = {"squares": "square", "circles": "circle", "triangles": "triangle", "diamonds": "diamond",

@@ -56,18 +56,17 @@ def _parsed(text: str) -> PromptSpec:
     return parse_prompt(text)
 
 
-def relative_position(a: Obj, b: Obj) -> set[str]:
-    """GenEval's `relative_position`: the relations of a to b from their boxes (image y grows downwards)."""
-    return set(_relative_position(a.box, b.box))
-
-
-@lru_cache(maxsize=None)  # boxes lie on the grid: at most (2 sizes x 64 cells)^2 pairs
-def _relative_position(box_a: tuple, box_b: tuple) -> frozenset[str]:
-    boxes = np.array([box_a, box_b], dtype=np.float64).reshape(2, 2, 2)
+def box_relations(box_a, box_b, margin: float = POSITION_THRESHOLD) -> frozenset[str]:
+    """GenEval's `relative_position` (evaluation/evaluate_images.py), the one copy that the exact scorer and the
+    GenEval scorer (`cotlab.evaluation.geneval`) share: the relations of box A to box B (x1, y1, x2, y2; anything
+    after the fourth entry is ignored) among "left of", "right of", "above", "below" (image y grows downwards). The
+    centre offset is shrunk per axis by `margin` x (size_A + size_B) towards 0; no relation if both shrunk components
+    are below 1e-3; else (dx, dy) = shrunk offset / |offset| and a relation per component beyond +-0.5."""
+    boxes = np.array([box_a[:4], box_b[:4]], dtype=np.float64).reshape(2, 2, 2)
     center_a, center_b = boxes.mean(axis=-2)
     dim_a, dim_b = np.abs(np.diff(boxes, axis=-2))[..., 0, :]
     offset = center_a - center_b
-    revised = np.maximum(np.abs(offset) - POSITION_THRESHOLD * (dim_a + dim_b), 0) * np.sign(offset)
+    revised = np.maximum(np.abs(offset) - margin * (dim_a + dim_b), 0) * np.sign(offset)
     if np.all(np.abs(revised) < 1e-3):
         return frozenset()
     dx, dy = revised / np.linalg.norm(offset)
@@ -83,6 +82,16 @@ def _relative_position(box_a: tuple, box_b: tuple) -> frozenset[str]:
     return frozenset(out)
 
 
+def relative_position(a: Obj, b: Obj) -> set[str]:
+    """GenEval's `relative_position` of two objects: `box_relations` of their boxes."""
+    return set(_grid_relations(a.box, b.box))
+
+
+@lru_cache(maxsize=None)  # boxes lie on the grid: at most (2 sizes x 64 cells)^2 pairs
+def _grid_relations(box_a: tuple, box_b: tuple) -> frozenset[str]:
+    return box_relations(box_a, box_b)
+
+
 def touching(a: Obj, b: Obj) -> bool:
     """Footprints that share an edge or a corner of a patch (and no patch)."""
     if a.cells & b.cells:
@@ -92,7 +101,7 @@ def touching(a: Obj, b: Obj) -> bool:
 
 def relation_holds(kind: str, a: Obj, b: Obj) -> bool:
     if kind in SPATIAL_RELATIONS:
-        return kind in _relative_position(a.box, b.box)
+        return kind in _grid_relations(a.box, b.box)
     if kind == "bigger than":
         return a.size == "large" and b.size == "small"
     if kind == "smaller than":

@@ -1,34 +1,8 @@
-"""GenEval and T2I-CompBench scored through transformers alone, for users who cannot install the official harnesses
-(mmdetection 2.x, open_clip, the BLIP repository, detectron2 + UniDet, spaCy). Official numbers come from the official
-harnesses run on `write_generations`' folders; these scorers follow them rule for rule, and each docstring says where
-they differ. The rule logic is pure functions over detections (boxes, scores, labels, masks); the model wrappers are
-separate classes, each built from a checkpoint with `from_pretrained` or around a loaded model.
-
-GenEval (github.com/djghosh13/geneval, evaluation/evaluate_images.py), per image:
-    detector   Mask2Former Swin-S, COCO instance segmentation. Official: mmdetection 2.x's
-               `mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco`; here transformers' `Mask2FormerForUniversalSegmentation`
-               (facebook/mask2former-swin-small-coco-instance: the same architecture, but the Mask2Former authors'
-               weights, not mmdetection's own training of it), run at mmdetection's test scale (shorter side 800,
-               longer <= 1333, padded to 32) with mmdetection's instance post-processing
-               (`MaskFormerFusionHead.instance_postprocess`): the top 100 (query, class) pairs by class probability,
-               score = p(class) x mean sigmoid over the binary mask, box = the mask's tight box (`mask2bbox`).
-               Images are resized with PIL rather than cv2.
-    objects    per class, score > 0.3 (> 0.9 for the counting task), most confident first, at most 16, no NMS.
-    include    each clause {class, count, color?, position?} (AND): at least `count` objects of `class`; its `count`
-               most confident ones must have `color` (at least `count` of them classified so) and, for `position`
-               [relation, i], each must stand in `relation` to each object matched by include clause i.
-    exclude    each clause {class, count} (OR) fails with `count` or more objects of `class` (counting: exactly N is
-               include N plus exclude N + 1).
-    position   relation(A, B) from box centres: offset = c_A - c_B, shrunk per axis by 0.1 x (w_A + w_B) (resp. heights)
-               towards 0; no relation if both are ~0; else with (dx, dy) = shrunk offset / |offset|: left of dx < -0.5,
-               right of dx > 0.5, above dy < -0.5, below dy > 0.5. (The 0.1 margin is of the two objects' sizes, not
-               of the image's.)
-    colour     CLIP ViT-L/14 (official: open_clip's "openai" weights; here transformers' openai/clip-vit-large-patch14,
-               the same weights) zero-shot over GENEVAL_COLORS, class weights = the normalised mean of the normalised
-               text embeddings of "a photo of a {c} {class}", "a photo of a {c}-colored {class}", "a photo of a {c}
-               object", on the object's pixels composited over grey #999 by its mask and cropped to its box.
-    scores     an image is correct or not; task score = fraction of correct images of the task (summary_scores.py);
-               overall = mean of the six task scores.
+"""T2I-CompBench scored through transformers alone, for users who cannot install the official harness (the BLIP
+repository, detectron2 + UniDet, spaCy). Official numbers come from the official harness run on `write_generations`'
+folders; these scorers follow it rule for rule, and each docstring says where they differ. The rule logic is pure
+functions over detections and prompts; the model wrappers are separate classes, each built from a checkpoint with
+`from_pretrained` or around a loaded model.
 
 T2I-CompBench (github.com/Karine-Huang/T2I-CompBench), per image, category score = mean over images:
     BLIP-VQA   (color, shape, texture; BLIPvqa_eval/) prod over the prompt's first 8 noun phrases np of
@@ -54,505 +28,27 @@ cotlab at it.
 """
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
-from cotlab.checkpoints import load_checkpoint, torch_dtype
-from cotlab.evaluation.benchmarks import read_compbench_folder, read_geneval_folder
-from cotlab.prompt_files import (COMPLEX_KINDS, GENEVAL_CLASSES, GENEVAL_COLORS, GENEVAL_RENAMED, GENEVAL_TAGS,
-                                 GenEvalPrompt)
+from cotlab.checkpoints import load_clip, load_pretrained
+from cotlab.evaluation.benchmarks import read_compbench_folder
+from cotlab.evaluation.vision import MASK2FORMER_CHECKPOINT, Detections, Mask2FormerDetector, clip_embeddings
+from cotlab.prompt_files import COMPLEX_KINDS, GENEVAL_RENAMED
 from cotlab.rewards.real import CLIP_CHECKPOINT
 
-MASK2FORMER_CHECKPOINT = "facebook/mask2former-swin-small-coco-instance"
-GENEVAL_CLIP_CHECKPOINT = "openai/clip-vit-large-patch14"
 BLIP_VQA_CHECKPOINT = "Salesforce/blip-vqa-capfilt-large"  # BLIP's model_base_vqa_capfilt_large, as T2I-CompBench uses
 COMPBENCH_CLIP_CHECKPOINT = CLIP_CHECKPOINT  # openai/clip-vit-base-patch32
-MMDET_TEST_SCALE = (1333, 800)  # mmdetection's Mask2Former test pipeline: Resize(img_scale=(1333, 800), keep_ratio)
-
-GENEVAL_THRESHOLD = 0.3
-GENEVAL_COUNTING_THRESHOLD = 0.9
-GENEVAL_MAX_OBJECTS = 16
-GENEVAL_NMS_THRESHOLD = 1.0  # 1 = no non-maximum suppression
-GENEVAL_POSITION_THRESHOLD = 0.1
-GENEVAL_COLOR_TEMPLATES = ("a photo of a {c} {classname}", "a photo of a {c}-colored {classname}",
-                           "a photo of a {c} object")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Detections and the detector
-
-
-@dataclass
-class Detections:
-    """One image's detections: (N, 4) boxes x1, y1, x2, y2 in pixels of the original image, (N,) scores, N class
-    names, and optionally (N, H, W) boolean masks."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: list[str]
-    masks: np.ndarray | None = None
-
-    def __post_init__(self):
-        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
-        self.scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
-        self.labels = list(self.labels)
-        n = len(self.boxes)
-        if len(self.scores) != n or len(self.labels) != n or (self.masks is not None and len(self.masks) != n):
-            masks = "" if self.masks is None else f", {len(self.masks)} masks"
-            raise ValueError(f"detections disagree in number: {n} boxes, {len(self.scores)} scores, "
-                             f"{len(self.labels)} labels{masks}")
-        if self.masks is not None:
-            self.masks = np.asarray(self.masks, dtype=bool)
-
-
-_LABEL_ALIASES = {"motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "pottedplant": "potted plant",
-                  "diningtable": "dining table", "tvmonitor": "tv", "tv monitor": "tv", "hair dryer": "hair drier",
-                  "doughnut": "donut", "cellphone": "cell phone", "mobile phone": "cell phone"}
-
-
-def geneval_label(name: str) -> str:
-    """A detector's class name in GenEval's naming (COCO's, with mouse, remote and keyboard renamed "computer mouse",
-    "tv remote", "computer keyboard"); names outside COCO come back normalised (lower case, single spaces)."""
-    text = re.sub(r"[\s_-]+", " ", str(name).strip().lower())
-    text = _LABEL_ALIASES.get(text, text)
-    return GENEVAL_RENAMED.get(text, text)
-
-
-def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """Tight boxes (x1, y1, x2 + 1, y2 + 1) of (N, H, W) boolean masks, zeros for an empty mask (mmdetection's
-    `mask2bbox`)."""
-    boxes = torch.zeros((masks.shape[0], 4), dtype=torch.float32)
-    cols, rows = masks.any(1), masks.any(2)
-    for i in range(masks.shape[0]):
-        x, y = torch.where(cols[i])[0], torch.where(rows[i])[0]
-        if len(x) and len(y):
-            boxes[i] = torch.tensor([x[0], y[0], x[-1] + 1, y[-1] + 1], dtype=torch.float32)
-    return boxes
-
-
-def instance_detections(class_logits: torch.Tensor, mask_logits: torch.Tensor, labels: Sequence[str], *,
-                        max_per_image: int = 100) -> Detections:
-    """mmdetection's Mask2Former instance post-processing for one image: `class_logits` (Q, C + 1, the last "no
-    object"), `mask_logits` (Q, H, W) at the original image's size. The top `max_per_image` (query, class) pairs by
-    softmax probability; score = probability x mean sigmoid over the binary mask (logit > 0); box = `mask_boxes`."""
-    class_logits, mask_logits = class_logits.float(), mask_logits.float()
-    num_classes = class_logits.shape[1] - 1
-    if len(labels) != num_classes:
-        raise ValueError(f"{len(labels)} label names for a detector with {num_classes} classes")
-    probs = class_logits.softmax(-1)[:, :-1].flatten()
-    top, index = probs.topk(min(max_per_image, probs.numel()))
-    query, label = index // num_classes, index % num_classes
-    masks = mask_logits[query]
-    binary = masks > 0
-    mask_score = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
-    return Detections(mask_boxes(binary).numpy(), (top * mask_score).numpy(), [labels[i] for i in label.tolist()],
-                      binary.numpy())
-
-
-def mmdet_resize(width: int, height: int, scale=MMDET_TEST_SCALE) -> tuple[int, int]:
-    """(width, height) after mmcv's keep-ratio rescale to `scale` (longer edge <= max(scale), shorter <= min(scale))."""
-    factor = min(max(scale) / max(width, height), min(scale) / min(width, height))
-    return int(width * factor + 0.5), int(height * factor + 0.5)
-
-
-class Mask2FormerDetector:
-    """Instance detections from a transformers `Mask2FormerForUniversalSegmentation` (default checkpoint:
-    facebook/mask2former-swin-small-coco-instance), post-processed as mmdetection does it for GenEval's detector.
-
-    Each image is resized keeping its ratio to `test_scale` (mmdetection's (1333, 800)), normalised by the image
-    processor, padded with zeros to a multiple of 32; the mask logits are upsampled to the padded input, cropped to the
-    image and resized to its original size (bilinear) before `instance_detections`. Labels are in GenEval's naming
-    (`geneval_label` of the model's `id2label`). Images whose padded inputs have the same size share a forward pass."""
-
-    def __init__(self, model, image_processor, *, test_scale=MMDET_TEST_SCALE, max_per_image: int = 100,
-                 batch_size: int = 4, name: str = "mask2former"):
-        if batch_size < 1 or max_per_image < 1:
-            raise ValueError(f"batch_size and max_per_image must be at least 1, got {batch_size}, {max_per_image}")
-        self.model, self.image_processor, self.name = model.eval(), image_processor, name
-        self.test_scale, self.max_per_image, self.batch_size = tuple(test_scale), int(max_per_image), int(batch_size)
-        id2label = model.config.id2label
-        self.labels = [geneval_label(id2label[i]) for i in range(len(id2label))]
-
-    @classmethod
-    def from_pretrained(cls, path=MASK2FORMER_CHECKPOINT, *, device: str = "cpu", dtype="float32",
-                        local_files_only: bool = False, **options) -> "Mask2FormerDetector":
-        """The detector at `path` (a local directory or a hub id), on `device` in `dtype`; `options` are the
-        constructor's (test_scale, max_per_image, batch_size, name)."""
-        from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessorPil
-
-        def load(source):
-            processor = Mask2FormerImageProcessorPil.from_pretrained(source, local_files_only=local_files_only)
-            model = Mask2FormerForUniversalSegmentation.from_pretrained(source, dtype=torch_dtype(dtype),
-                                                                        local_files_only=local_files_only)
-            return model.to(device), processor
-
-        model, processor = load_checkpoint(
-            "Mask2FormerDetector", path, MASK2FORMER_CHECKPOINT, load,
-            "`Mask2FormerDetector.from_pretrained({dir})` (or `detector_path={dir}` of GenEvalScorer / SpatialScorer "
-            "/ CompBenchScorer.from_pretrained)")
-        return cls(model, processor, **options)
-
-    def _inputs(self, image: Image.Image) -> torch.Tensor:
-        width, height = mmdet_resize(*image.size, self.test_scale)
-        pixels = self.image_processor(images=[image.convert("RGB")], size={"height": height, "width": width},
-                                      size_divisor=0, return_tensors="pt")["pixel_values"][0]
-        padded = (math.ceil(height / 32) * 32, math.ceil(width / 32) * 32)
-        return F.pad(pixels, (0, padded[1] - width, 0, padded[0] - height))
-
-    def __call__(self, images) -> list[Detections]:
-        images = list(images)
-        inputs = [self._inputs(image) for image in images]
-        results: list[Detections | None] = [None] * len(images)
-        groups: dict[tuple, list[int]] = {}
-        for i, pixels in enumerate(inputs):
-            groups.setdefault(tuple(pixels.shape), []).append(i)
-        with torch.inference_mode():
-            for members in groups.values():
-                for start in range(0, len(members), self.batch_size):
-                    batch = members[start:start + self.batch_size]
-                    pixels = torch.stack([inputs[i] for i in batch]).to(self.model.device, dtype=self.model.dtype)
-                    out = self.model(pixel_values=pixels)
-                    for row, i in enumerate(batch):  # one image at a time: Q masks at the input size are large
-                        width, height = images[i].size
-                        resized_w, resized_h = mmdet_resize(width, height, self.test_scale)
-                        mask = F.interpolate(out.masks_queries_logits[row:row + 1].float(), size=pixels.shape[-2:],
-                                             mode="bilinear", align_corners=False)
-                        mask = F.interpolate(mask[:, :, :resized_h, :resized_w], size=(height, width),
-                                             mode="bilinear", align_corners=False)[0]
-                        results[i] = instance_detections(out.class_queries_logits[row].cpu(), mask.cpu(), self.labels,
-                                                         max_per_image=self.max_per_image)
-        return results
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# GenEval: rules over detections
-
-
-@dataclass
-class DetectedObject:
-    """A detection kept by GenEval: box (x1, y1, x2, y2), score, and mask (H, W) or None."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    mask: np.ndarray | None = field(default=None, repr=False)
-
-
-def geneval_iou(box_a, box_b) -> float:
-    """IoU with GenEval's inclusive pixel convention (width = x2 - x1 + 1), as its optional NMS computes it."""
-    def area(b):
-        return max(b[2] - b[0] + 1, 0) * max(b[3] - b[1] + 1, 0)
-
-    inter = area([max(box_a[0], box_b[0]), max(box_a[1], box_b[1]), min(box_a[2], box_b[2]), min(box_a[3], box_b[3])])
-    union = area(box_a) + area(box_b) - inter
-    return inter / union if union else 0.0
-
-
-def geneval_objects(detections: Detections, threshold: float, *, max_objects: int = GENEVAL_MAX_OBJECTS,
-                    nms_threshold: float = GENEVAL_NMS_THRESHOLD) -> dict[str, list[DetectedObject]]:
-    """GenEval's kept objects per class: score > `threshold`, most confident first, at most `max_objects`, then greedy
-    NMS at IoU `nms_threshold` (none at the default 1.0). Classes with nothing kept are absent."""
-    kept: dict[str, list[DetectedObject]] = {}
-    for name in dict.fromkeys(detections.labels):
-        index = np.array([i for i, label in enumerate(detections.labels) if label == name])
-        order = index[np.argsort(-detections.scores[index], kind="stable")]
-        order = [int(i) for i in order if detections.scores[i] > threshold][:max_objects]
-        objects = []
-        while order:
-            best = order.pop(0)
-            objects.append(DetectedObject(tuple(float(v) for v in detections.boxes[best]),
-                                          float(detections.scores[best]),
-                                          None if detections.masks is None else detections.masks[best]))
-            if nms_threshold < 1:
-                order = [i for i in order if geneval_iou(detections.boxes[best], detections.boxes[i]) < nms_threshold]
-        if objects:
-            kept[name] = objects
-    return kept
-
-
-def relative_position(box_a, box_b, margin: float = GENEVAL_POSITION_THRESHOLD) -> set[str]:
-    """The relations of A to B among "left of", "right of", "above", "below" (image y grows downwards): the centre
-    offset shrunk per axis by `margin` x (size_A + size_B) towards 0; none if both shrunk components are below 1e-3;
-    else (dx, dy) = shrunk offset / |offset| and a relation per component beyond +-0.5 (GenEval's
-    `relative_position`)."""
-    boxes = np.array([box_a[:4], box_b[:4]], dtype=np.float64).reshape(2, 2, 2)
-    center_a, center_b = boxes.mean(axis=-2)
-    dim_a, dim_b = np.abs(np.diff(boxes, axis=-2))[..., 0, :]
-    offset = center_a - center_b
-    revised = np.maximum(np.abs(offset) - margin * (dim_a + dim_b), 0) * np.sign(offset)
-    if np.all(np.abs(revised) < 1e-3):
-        return set()
-    dx, dy = revised / np.linalg.norm(offset)
-    relations = set()
-    if dx < -0.5:
-        relations.add("left of")
-    if dx > 0.5:
-        relations.add("right of")
-    if dy < -0.5:
-        relations.add("above")
-    if dy > 0.5:
-        relations.add("below")
-    return relations
-
-
-ColorFn = Callable[[str, list[DetectedObject]], list[str]]
-
-
-def evaluate_geneval(metadata: Mapping, objects: Mapping[str, list[DetectedObject]], classify_colors: ColorFn, *,
-                     position_threshold: float = GENEVAL_POSITION_THRESHOLD) -> tuple[bool, str]:
-    """Whether an image's kept `objects` satisfy a GenEval prompt's `metadata`, and why not (GenEval's `evaluate`).
-
-    Include clauses AND, exclude clauses OR. An include clause takes the `count` most confident objects of its class;
-    `classify_colors(class, those objects)` names their colours; its position is checked against the objects matched
-    by the clause it points to (none if that clause failed). An exclude clause fails with `count` or more objects."""
-    correct, reasons, matched_groups = True, [], []
-    for req in metadata.get("include", []):
-        classname, count = req["class"], req["count"]
-        matched = True
-        found = list(objects.get(classname, []))[:count]
-        if len(found) < count:
-            correct = matched = False
-            reasons.append(f"expected {classname}>={count}, found {len(found)}")
-        else:
-            if "color" in req:
-                colors = classify_colors(classname, found)
-                if colors.count(req["color"]) < count:
-                    correct = matched = False
-                    reasons.append(f"expected {req['color']} {classname}>={count}, found "
-                                   f"{colors.count(req['color'])} {req['color']}; and "
-                                   + ", ".join(f"{colors.count(c)} {c}" for c in GENEVAL_COLORS if c in colors))
-            if "position" in req and matched:
-                expected_rel, target = req["position"]
-                if matched_groups[target] is None:
-                    correct = matched = False
-                    reasons.append(f"no target for {classname} to be {expected_rel}")
-                else:
-                    for obj in found:
-                        for target_obj in matched_groups[target]:
-                            true_rels = relative_position(obj.box, target_obj.box, position_threshold)
-                            if expected_rel not in true_rels:
-                                correct = matched = False
-                                reasons.append(f"expected {classname} {expected_rel} target, found "
-                                               f"{' and '.join(sorted(true_rels))} target")
-                                break
-                        if not matched:
-                            break
-        matched_groups.append(found if matched else None)
-    for req in metadata.get("exclude", []):
-        classname = req["class"]
-        if len(objects.get(classname, [])) >= req["count"]:
-            correct = False
-            reasons.append(f"expected {classname}<{req['count']}, found {len(objects[classname])}")
-    return correct, "\n".join(reasons)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# GenEval: the colour classifier and the scorer
-
-
-def _clip_embeddings(model, processor, *, texts=None, images=None) -> torch.Tensor:
-    """CLIP's projected embeddings of `texts` or `images`, L2-normalised, float32."""
-    if texts is not None:
-        inputs = processor(text=list(texts), return_tensors="pt", padding=True, truncation=True,
-                           max_length=model.config.text_config.max_position_embeddings).to(model.device)
-        embeds = model.get_text_features(input_ids=inputs["input_ids"],
-                                         attention_mask=inputs["attention_mask"]).pooler_output
-    else:
-        pixels = processor(images=list(images), return_tensors="pt")["pixel_values"]
-        embeds = model.get_image_features(pixel_values=pixels.to(model.device, dtype=model.dtype)).pooler_output
-    return F.normalize(embeds.float(), dim=-1).cpu()
-
-
-class CLIPColorClassifier:
-    """GenEval's colour classifier (`color_classification`): CLIP zero-shot over `colors`, one classifier per object
-    class, its weights the normalised mean of the normalised text embeddings of `templates` (clip_benchmark's
-    `zero_shot_classifier`); each object is its image composited over `background` by its mask (when it has one) and
-    cropped to its box (PIL rounds the box), and gets the colour of largest cosine. Default checkpoint:
-    openai/clip-vit-large-patch14 (GenEval: open_clip ViT-L-14 "openai", the same weights)."""
-
-    def __init__(self, model, processor, *, colors: Sequence[str] = GENEVAL_COLORS,
-                 templates: Sequence[str] = GENEVAL_COLOR_TEMPLATES, background: str = "#999", crop: bool = True,
-                 batch_size: int = 16):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.model, self.processor = model.eval(), processor
-        self.colors, self.templates = tuple(colors), tuple(templates)
-        self.background, self.crop, self.batch_size = background, bool(crop), int(batch_size)
-        self._weights: dict[str, torch.Tensor] = {}
-
-    @classmethod
-    def from_pretrained(cls, path=GENEVAL_CLIP_CHECKPOINT, *, device: str = "cpu", dtype="float32",
-                        local_files_only: bool = False, **options) -> "CLIPColorClassifier":
-        """The classifier with the CLIP at `path`; `options` are the constructor's."""
-        from transformers import CLIPModel, CLIPProcessor
-
-        def load(source):
-            processor = CLIPProcessor.from_pretrained(source, local_files_only=local_files_only)
-            model = CLIPModel.from_pretrained(source, dtype=torch_dtype(dtype), local_files_only=local_files_only)
-            return model.to(device), processor
-
-        model, processor = load_checkpoint(
-            "CLIPColorClassifier", path, GENEVAL_CLIP_CHECKPOINT, load,
-            "`CLIPColorClassifier.from_pretrained({dir})` (or `clip_path={dir}` of GenEvalScorer.from_pretrained)")
-        return cls(model, processor, **options)
-
-    def class_weights(self, classname: str) -> torch.Tensor:
-        """(D, len(colors)) zero-shot weights for objects of `classname`."""
-        if classname not in self._weights:
-            columns = []
-            with torch.inference_mode():
-                for color in self.colors:
-                    texts = [t.replace("{classname}", classname).replace("{c}", color) for t in self.templates]
-                    mean = _clip_embeddings(self.model, self.processor, texts=texts).mean(0)
-                    columns.append(mean / mean.norm())
-            self._weights[classname] = torch.stack(columns, dim=1)
-        return self._weights[classname]
-
-    def crops(self, image: Image.Image, objects: Sequence[DetectedObject]) -> list[Image.Image]:
-        """What the classifier sees of each object."""
-        image = image.convert("RGB")
-        blank = Image.new("RGB", image.size, color=self.background)
-        out = []
-        for obj in objects:
-            view = image
-            if obj.mask is not None:
-                if tuple(obj.mask.shape) != (image.height, image.width):
-                    raise ValueError(f"an object's mask is {tuple(obj.mask.shape)}, its image {image.height}x"
-                                     f"{image.width}; masks must be at the image's size")
-                view = Image.composite(image, blank, Image.fromarray(np.asarray(obj.mask, dtype=bool)))
-            out.append(view.crop(tuple(obj.box[:4])) if self.crop else view)
-        return out
-
-    def __call__(self, image: Image.Image, objects: Sequence[DetectedObject], classname: str) -> list[str]:
-        if not objects:
-            return []
-        weights = self.class_weights(classname)
-        crops = self.crops(image, objects)
-        best = []
-        with torch.inference_mode():
-            for start in range(0, len(crops), self.batch_size):
-                embeds = _clip_embeddings(self.model, self.processor, images=crops[start:start + self.batch_size])
-                best += (100.0 * embeds @ weights).argmax(1).tolist()
-        return [self.colors[i] for i in best]
-
-
-@dataclass
-class GenEvalResult:
-    """One image's GenEval verdict, as a line of the official results.jsonl."""
-
-    tag: str
-    prompt: str
-    correct: bool
-    reason: str
-    details: dict  # class -> kept boxes [x1, y1, x2, y2, score]
-    metadata: dict = field(repr=False)
-
-
-def _metadata(prompt) -> dict:
-    if isinstance(prompt, GenEvalPrompt):
-        return prompt.metadata
-    if isinstance(prompt, Mapping) and {"tag", "include", "prompt"} <= set(prompt):
-        return dict(prompt)
-    raise TypeError(f"a GenEval prompt must be a GenEvalPrompt or its metadata dict, got {type(prompt).__name__}")
-
-
-class GenEvalScorer:
-    """GenEval's verdicts through transformers: `detector(images) -> list[Detections]` (default `Mask2FormerDetector`)
-    and `color_classifier(image, objects, class) -> colours` (default `CLIPColorClassifier`), with GenEval's rules
-    (`geneval_objects`, `evaluate_geneval`) and its defaults: threshold 0.3, counting threshold 0.9, at most 16
-    objects per class, no NMS, position margin 0.1. Official GenEval numbers come from the official harness; see the
-    module docstring for where this one differs (the detector's framework and resizing)."""
-
-    def __init__(self, detector, color_classifier: Callable, *, threshold: float = GENEVAL_THRESHOLD,
-                 counting_threshold: float = GENEVAL_COUNTING_THRESHOLD, max_objects: int = GENEVAL_MAX_OBJECTS,
-                 nms_threshold: float = GENEVAL_NMS_THRESHOLD, position_threshold: float = GENEVAL_POSITION_THRESHOLD,
-                 batch_size: int = 8):
-        labels = getattr(detector, "labels", None)
-        if labels is not None:
-            missing = [c for c in GENEVAL_CLASSES if c not in set(labels)]
-            if missing:
-                shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-                raise ValueError(f"the detector cannot find {len(missing)} of GenEval's 80 classes ({shown}); GenEval "
-                                 f"needs a COCO detector")
-        self.detector, self.color_classifier = detector, color_classifier
-        self.threshold, self.counting_threshold = float(threshold), float(counting_threshold)
-        self.max_objects, self.nms_threshold = int(max_objects), float(nms_threshold)
-        self.position_threshold, self.batch_size = float(position_threshold), int(batch_size)
-
-    @classmethod
-    def from_pretrained(cls, detector_path=MASK2FORMER_CHECKPOINT, clip_path=GENEVAL_CLIP_CHECKPOINT, *,
-                        device: str = "cpu", dtype="float32", local_files_only: bool = False,
-                        **options) -> "GenEvalScorer":
-        """The scorer with the detector at `detector_path` and the colour CLIP at `clip_path`; `options` are the
-        constructor's (threshold, counting_threshold, max_objects, nms_threshold, position_threshold, batch_size)."""
-        common = dict(device=device, dtype=dtype, local_files_only=local_files_only)
-        return cls(Mask2FormerDetector.from_pretrained(detector_path, **common),
-                   CLIPColorClassifier.from_pretrained(clip_path, **common), **options)
-
-    def __call__(self, prompts, images) -> list[GenEvalResult]:
-        """One verdict per (prompt, image); a prompt is a GenEvalPrompt or its metadata dict."""
-        metadata = [_metadata(p) for p in prompts]
-        images = list(images)
-        if len(metadata) != len(images):
-            raise ValueError(f"GenEval scorer got {len(metadata)} prompts and {len(images)} images")
-        results = []
-        for start in range(0, len(images), self.batch_size):
-            batch = images[start:start + self.batch_size]
-            for meta, image, found in zip(metadata[start:start + self.batch_size], batch, self.detector(batch)):
-                threshold = self.counting_threshold if meta["tag"] == "counting" else self.threshold
-                objects = geneval_objects(found, threshold, max_objects=self.max_objects,
-                                          nms_threshold=self.nms_threshold)
-                correct, reason = evaluate_geneval(
-                    meta, objects, lambda name, objs, image=image: self.color_classifier(image, objs, name),
-                    position_threshold=self.position_threshold)
-                details = {name: [[*o.box, o.score] for o in objs] for name, objs in objects.items()}
-                results.append(GenEvalResult(meta["tag"], meta["prompt"], correct, reason, details, meta))
-        return results
-
-    def score_folder(self, outdir, *, progress: bool = True) -> pd.DataFrame:
-        """Every image of a GenEval folder (`read_geneval_folder`), one row per image with the official results.jsonl
-        columns: filename, tag, prompt, correct, reason, metadata (JSON), details (JSON)."""
-        rows = read_geneval_folder(outdir)
-        records = []
-        for start in tqdm(range(0, len(rows), self.batch_size), desc="GenEval", disable=not progress, leave=False):
-            chunk = rows[start:start + self.batch_size]
-            images = [ImageOps.exif_transpose(Image.open(path)).convert("RGB") for _, path in chunk]
-            for (meta, path), result in zip(chunk, self([m for m, _ in chunk], images)):
-                records.append({"filename": str(path), "tag": result.tag, "prompt": result.prompt,
-                                "correct": result.correct, "reason": result.reason, "metadata": json.dumps(meta),
-                                "details": json.dumps(result.details)})
-        return pd.DataFrame(records, columns=["filename", "tag", "prompt", "correct", "reason", "metadata", "details"])
-
-
-def geneval_summary(results) -> pd.Series:
-    """GenEval's scores (summary_scores.py) from verdicts (GenEvalResults or a frame with "tag" and "correct"): per task
-    the fraction of correct images, "overall" the mean of the task scores, "correct_prompts" the fraction of prompts
-    with at least one correct image."""
-    if isinstance(results, pd.DataFrame):
-        frame = results
-    else:
-        frame = pd.DataFrame([{"tag": r.tag, "correct": r.correct, "prompt": r.prompt} for r in results])
-    if frame.empty:
-        raise ValueError("no GenEval verdicts to summarise")
-    key = "metadata" if "metadata" in frame else "prompt"
-    tasks = [t for t in GENEVAL_TAGS if t in set(frame["tag"])] + sorted(set(frame["tag"]) - set(GENEVAL_TAGS))
-    scores = {t: float(frame.loc[frame["tag"] == t, "correct"].mean()) for t in tasks}
-    scores["overall"] = float(np.mean([scores[t] for t in tasks]))
-    scores["correct_prompts"] = float(frame.groupby(key)["correct"].any().mean())
-    return pd.Series(scores)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# T2I-CompBench: noun phrases, questions, adjectives
+# Noun phrases, questions, adjectives
 
 
 NP_EXCLUDED = ("top", "the side", "the left", "the right")  # phrases the official BLIP-VQA script never asks about
@@ -678,7 +174,7 @@ def remove_adjectives(prompt: str, adjectives=ADJECTIVES) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# T2I-CompBench: BLIP-VQA
+# BLIP-VQA
 
 
 class BlipVQAScorer:
@@ -717,15 +213,10 @@ class BlipVQAScorer:
         """The scorer with the BLIP VQA checkpoint at `path`; `options` are the constructor's."""
         from transformers import BlipForQuestionAnswering, BlipProcessor
 
-        def load(source):
-            processor = BlipProcessor.from_pretrained(source, local_files_only=local_files_only)
-            model = BlipForQuestionAnswering.from_pretrained(source, dtype=torch_dtype(dtype),
-                                                             local_files_only=local_files_only)
-            return model.to(device), processor
-
-        model, processor = load_checkpoint(
-            "BlipVQAScorer", path, BLIP_VQA_CHECKPOINT, load,
-            "`BlipVQAScorer.from_pretrained({dir})` (or `blip_path={dir}` of CompBenchScorer.from_pretrained)")
+        model, processor = load_pretrained(
+            "BlipVQAScorer", path, BLIP_VQA_CHECKPOINT,
+            "`BlipVQAScorer.from_pretrained({dir})` (or `blip_path={dir}` of CompBenchScorer.from_pretrained)",
+            BlipForQuestionAnswering, BlipProcessor, device=device, dtype=dtype, local_files_only=local_files_only)
         return cls(model, processor, **options)
 
     def _single_token(self, word: str) -> int:
@@ -812,7 +303,7 @@ class BlipVQAScorer:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# T2I-CompBench: CLIPScore
+# CLIPScore
 
 
 class CompBenchCLIPScorer:
@@ -830,16 +321,10 @@ class CompBenchCLIPScorer:
     def from_pretrained(cls, path=COMPBENCH_CLIP_CHECKPOINT, *, device: str = "cpu", dtype="float32",
                         local_files_only: bool = False, **options) -> "CompBenchCLIPScorer":
         """The scorer with the CLIP at `path`; `options` are the constructor's."""
-        from transformers import CLIPModel, CLIPProcessor
-
-        def load(source):
-            processor = CLIPProcessor.from_pretrained(source, local_files_only=local_files_only)
-            model = CLIPModel.from_pretrained(source, dtype=torch_dtype(dtype), local_files_only=local_files_only)
-            return model.to(device), processor
-
-        model, processor = load_checkpoint(
-            "CompBenchCLIPScorer", path, COMPBENCH_CLIP_CHECKPOINT, load,
-            "`CompBenchCLIPScorer.from_pretrained({dir})` (or `clip_path={dir}` of CompBenchScorer.from_pretrained)")
+        model, processor = load_clip(
+            "CompBenchCLIPScorer", path, COMPBENCH_CLIP_CHECKPOINT,
+            "`CompBenchCLIPScorer.from_pretrained({dir})` (or `clip_path={dir}` of CompBenchScorer.from_pretrained)",
+            device=device, dtype=dtype, local_files_only=local_files_only)
         return cls(model, processor, **options)
 
     def __call__(self, prompts, images, *, complex: bool = False) -> torch.Tensor:
@@ -851,15 +336,15 @@ class CompBenchCLIPScorer:
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 stop = start + self.batch_size
-                text = _clip_embeddings(self.model, self.processor, texts=texts[start:stop])
-                image = _clip_embeddings(self.model, self.processor,
-                                         images=[im.convert("RGB") for im in images[start:stop]])
+                text = clip_embeddings(self.model, self.processor, texts=texts[start:stop])
+                image = clip_embeddings(self.model, self.processor,
+                                        images=[im.convert("RGB") for im in images[start:stop]])
                 out.append((text * image).sum(-1))
         return torch.cat(out) if out else torch.zeros(0)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# T2I-CompBench: spatial
+# Spatial
 
 
 SPATIAL_VOCAB = ("on side of", "next to", "near", "on the left of", "on the right of", "on the bottom of",
@@ -1074,7 +559,7 @@ class SpatialScorer:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# T2I-CompBench: 3-in-1 and the per-category scorer
+# 3-in-1 and the per-category scorer
 
 
 def three_in_one(attribute, spatial, action, kinds: Sequence[str] | None = None) -> torch.Tensor:
@@ -1175,13 +660,7 @@ def _metric(category: str) -> str:
     return COMPBENCH_METRICS[category]
 
 
-__all__ = ["ADJECTIVES", "BLIP_VQA_CHECKPOINT", "BlipVQAScorer", "CLIPColorClassifier", "COMPBENCH_CLIP_CHECKPOINT",
-           "COMPBENCH_METRICS", "COMPLEX_PREPOSITIONS", "CompBenchCLIPScorer", "CompBenchScorer", "DetectedObject",
-           "Detections", "GENEVAL_CLIP_CHECKPOINT", "GENEVAL_COLOR_TEMPLATES", "GENEVAL_COUNTING_THRESHOLD",
-           "GENEVAL_MAX_OBJECTS", "GENEVAL_NMS_THRESHOLD", "GENEVAL_POSITION_THRESHOLD", "GENEVAL_THRESHOLD",
-           "GenEvalResult", "GenEvalScorer", "MASK2FORMER_CHECKPOINT", "MMDET_TEST_SCALE", "Mask2FormerDetector",
-           "NP_EXCLUDED", "SPATIAL_THRESHOLD", "SPATIAL_VOCAB", "SpatialScorer", "determine_position",
-           "evaluate_geneval", "geneval_iou", "geneval_label", "geneval_objects", "geneval_summary",
-           "instance_detections", "mask_boxes", "mmdet_resize", "noun_phrases", "pre_question", "relative_position",
-           "remove_adjectives", "spatial_objects", "spatial_relation", "spatial_score", "three_in_one",
-           "unidet_frame"]
+__all__ = ["ADJECTIVES", "BLIP_VQA_CHECKPOINT", "BlipVQAScorer", "COMPBENCH_CLIP_CHECKPOINT", "COMPBENCH_METRICS",
+           "COMPLEX_PREPOSITIONS", "CompBenchCLIPScorer", "CompBenchScorer", "NP_EXCLUDED", "SPATIAL_THRESHOLD",
+           "SPATIAL_VOCAB", "SpatialScorer", "determine_position", "noun_phrases", "pre_question", "remove_adjectives",
+           "spatial_objects", "spatial_relation", "spatial_score", "three_in_one", "unidet_frame"]
