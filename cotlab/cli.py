@@ -35,10 +35,28 @@ class UsageError(ValueError):
     """A mistake in the command line itself (a malformed --set, --resume with --overwrite)."""
 
 
+def _preflight(args: argparse.Namespace) -> bool:
+    """The paper tier's preflight (`cotlab.experiments.preflight`): print the report; whether the run may start."""
+    from cotlab.experiments.preflight import format_preflight, paper_preflight
+    from cotlab.experiments.reproduce import CHAPTERS, check_root
+
+    root = check_root(Path(args.root).resolve())
+    report = paper_preflight(root, args.chapter or CHAPTERS)
+    print(format_preflight(report), flush=True)
+    return report.ok
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     from cotlab.experiments.reproduce import ReproduceError, reproduce
 
+    if args.check and args.tier != "paper":
+        raise UsageError(f"--check is the paper tier's preflight (checkpoints, GPUs, memory); tier {args.tier!r} "
+                         f"needs none: drop --check, or give --tier paper")
     try:
+        if args.tier == "paper":  # nothing runs, and nothing is written, before the preflight says yes
+            ready = _preflight(args)
+            if args.check or not ready:
+                return 0 if ready else 1
         reproduce(args.tier, root=args.root, build_dir=args.build_dir, chapters=args.chapter, workers=args.workers,
                   executor=args.executor, address=args.address)
     except ReproduceError as err:
@@ -84,6 +102,12 @@ def add_reproduce(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--address", default=None,
         help="ray: the cluster's address (host:port of `ray start --head`); default: a local Ray instance",
+    )
+    parser.add_argument(
+        "--check", action="store_true",
+        help="paper tier: print the preflight (missing checkpoints and prompt files with the commands that fetch "
+        "them, the GPUs found, the cost model's memory and GPU-hours per chapter) and exit: 0 only when everything "
+        "is present and fits. A paper run without --check prints it too and refuses to start on a no",
     )
     parser.set_defaults(handler=_reproduce)
 
@@ -265,8 +289,20 @@ def _check_memory(cfg) -> None:
         check_config(cfg, num_gpus=state.num_processes, strategy=strategy, gpu=gpu)
 
 
+def _overrides_line(cfg, preset_name: str | None, values: dict) -> str:
+    """What this run changes from its starting point (the preset, else the config class's defaults), echoed at start."""
+    from cotlab.training import CONFIGS, preset
+
+    start = preset(preset_name, cfg.algorithm) if preset_name else CONFIGS[cfg.algorithm]()
+    changed = [f"{k}={getattr(cfg, k)!r} (was {getattr(start, k)!r})" for k in values
+               if k != "output_dir" and getattr(cfg, k) != getattr(start, k)]
+    origin = f"preset {preset_name!r}" if preset_name else "the defaults"
+    return f"[cotlab] {cfg.algorithm} from {origin}; " + (f"overrides: {', '.join(changed)}" if changed else "no overrides")
+
+
 def _train(args: argparse.Namespace) -> int:
     from cotlab.training import CONFIGS, preset, train
+    from cotlab.training.config import describe_fields
 
     if args.resume and args.overwrite:
         raise UsageError("give --resume (continue the run) or --overwrite (start it over), not both")
@@ -275,8 +311,13 @@ def _train(args: argparse.Namespace) -> int:
     if args.output_dir:
         values["output_dir"] = args.output_dir
     cfg = preset(args.preset, args.algorithm, **values) if args.preset else CONFIGS[args.algorithm].from_dict(values)
+    if args.help_config:
+        print(describe_fields(cfg))
+        return 0
     if cfg.output_dir is None:
         raise UsageError("give --output-dir (or output_dir in the config): where metrics and checkpoints go")
+    if os.environ.get("RANK", "0") == "0":  # once per launch, not once per process
+        print(_overrides_line(cfg, args.preset, values), flush=True)
     _check_memory(cfg)
     train(cfg, resume_from="latest" if args.resume else None, overwrite=args.overwrite)
     print(f"[cotlab] {cfg.algorithm}: {cfg.output_dir}")
@@ -300,6 +341,9 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="start over in a non-empty output directory (deletes its metrics, checkpoints and "
                         "TensorBoard logs)")
+    parser.add_argument("--help-config", action="store_true",
+                        help="print every config field with its value (after --preset, --config, --set) and its help, "
+                        "then exit")
     parser.set_defaults(handler=_train)
 
 
@@ -367,6 +411,39 @@ def add_plan(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_plan)
 
 
+def _gpu_check(args: argparse.Namespace) -> int:
+    from cotlab.experiments.gpu_check import CheckError, check_device, format_gpu_check, gpu_check, write_report
+
+    try:
+        check_device(args.device, args.size)  # before anything is built
+    except CheckError as err:
+        print(f"cotlab gpu-check: {err}", file=sys.stderr)
+        return 1
+    report = gpu_check(args.device, args.size, steps=args.steps, seed=args.seed)
+    print(format_gpu_check(report))
+    print(f"[cotlab] wrote {write_report(report, args.json)}")
+    return 0 if report["passed"] else 1
+
+
+def add_gpu_check(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "gpu-check", help="on a CUDA GPU, in a few minutes: sampler parity, the Triton log-prob kernel, GRPO and DPO "
+        "steps of a Janus-Pro-1B-shaped model in bf16 against the cost model",
+        description="Random weights, on one CUDA GPU: our sampler against transformers' generate in fp32 and bf16; "
+        "the tiled log-prob kernel's Triton and torch paths against plain log_softmax; a few GRPO and DPO steps of "
+        "the janus-pro-1b preset on a random model with Janus-Pro-1B's language model and image side (bf16 under "
+        "accelerate); peak memory, seconds per step and images per second per GPU against the cost model "
+        "(cotlab.experiments.plan). Writes a JSON report and prints a table; exits 1 when a check fails, and "
+        "refuses without a CUDA GPU. Details: cotlab/experiments/gpu_check.py.")
+    parser.add_argument("--json", default="_build/gpu-check.json", help="the JSON report (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=3, help="optimizer steps per algorithm (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="weights and prompts seed (default: %(default)s)")
+    parser.add_argument("--device", default="cuda", help="torch device (default: %(default)s)")
+    parser.add_argument("--size", choices=("janus-pro-1b", "tiny"), default="janus-pro-1b",
+                        help="the model checked; tiny, with --device cpu, is the tests' dry run (default: %(default)s)")
+    parser.set_defaults(handler=_gpu_check)
+
+
 def _screenshots(args: argparse.Namespace) -> int:
     from cotlab.experiments.screenshots import screenshot_book
 
@@ -396,6 +473,7 @@ VERBS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_screenshots,
     add_plan,
     add_bench,
+    add_gpu_check,
 ]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from cotlab.checks import ConfigError, ConfigTypeError, Rule, check, load_yaml
 from cotlab.rewards.learned import LearnedRewardConfig, config_from_options
-from cotlab.training.config import CONFIGS, PRESETS, DPOConfig, GRPOConfig, RLConfig, preset
+from cotlab.training.config import CONFIGS, PRESETS, DPOConfig, GRPOConfig, RLConfig, field_help, preset
 
 NAN, INF = float("nan"), float("inf")
 # Bad values per field of both algorithms: NaN, inf, bools, floats in integer fields, strings, out-of-range numbers.
@@ -28,7 +28,6 @@ BAD_SHARED = {
     "sample_batch_images": [0, 8.0],
     "warmup_steps": [-1, 0.5],
     "save_steps": [-1, 1.5],
-    "logging_steps": [0],
     "seed": [-1, 0.5, "0"],
     "num_prompts": [-3, 0, 1.5, True],
     "categories": [[], "color", [1], 3],
@@ -216,3 +215,30 @@ def test_a_pretraining_hold_out_needs_the_base_pretrained_without_it():
         GRPOConfig(holdout="L3-above-below", policy="default")
     assert GRPOConfig(holdout="L3-above-below", policy="default-L3-above-below").policy == "default-L3-above-below"
     assert GRPOConfig(holdout="L2-above-below", policy="default").holdout == "L2-above-below"
+
+
+@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
+def test_every_field_has_one_line_of_help(cls):
+    helps = field_help(cls)
+    assert list(helps) == [f.name for f in fields(cls)]
+    assert [name for name, text in helps.items() if not text] == []
+    assert helps["beta"] != field_help(RLConfig)["beta"] if cls is DPOConfig else helps["beta"] == field_help(RLConfig)["beta"]
+
+
+def test_help_config_prints_every_field_with_its_value_and_exits(capsys):
+    from cotlab import cli
+
+    assert cli.main(["train", "dpo", "--preset", "smoke", "--set", "learning_rate=3e-4", "--help-config"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [f.name for f in fields(DPOConfig)]
+    (lr,) = [line for line in lines if line.startswith("learning_rate ")]
+    assert "0.0003" in lr and "AdamW step size" in lr
+
+
+def test_overrides_are_echoed_against_the_preset():
+    from cotlab.cli import _overrides_line
+
+    cfg = preset("smoke", "grpo", learning_rate=1e-4, seed=0)
+    line = _overrides_line(cfg, "smoke", {"learning_rate": 1e-4, "seed": 0, "output_dir": "x"})
+    assert line == "[cotlab] grpo from preset 'smoke'; overrides: learning_rate=0.0001 (was 0.001)"
+    assert _overrides_line(preset("smoke", "dpo"), "smoke", {}).endswith("no overrides")

@@ -10,7 +10,10 @@ data and compute"); `budget()` says how many.
 from __future__ import annotations
 
 import difflib
+import inspect
+import io
 import json
+import tokenize
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -33,45 +36,44 @@ class RLConfig:
     # what is trained, on what
     policy: str = "default"  # a base-policy tier (see cotlab.policy.pretrain) or a JanusPolicy checkpoint directory
     reward: str = "metric"  # a cotlab.rewards name
-    reward_options: dict = field(default_factory=dict)
+    reward_options: dict = field(default_factory=dict)  # keyword options of the reward (e.g. a learned model's)
     prompts: str = "compbench"  # the prompt suite (in-domain training prompts)
-    split: str = "train"
+    split: str = "train"  # the suite's split the training prompts come from (ShapeWorld: train; dev is for tuning)
     holdout: str = "L0"  # a cotlab.world.HOLDOUTS name: what the training prompts leave out ("L0": nothing; issue 19)
     categories: tuple[str, ...] | None = None  # restrict the training prompts (data diversity); None = all
     num_prompts: int | None = None  # keep the first n after shuffling by seed (data volume); None = all
-    seed: int = 0
+    seed: int = 0  # the run's randomness: prompt shuffle and sampling draws (the weights come from `policy`)
     # schedule
     max_steps: int = 100  # optimizer steps per round
     rounds: int = 1  # iterative training: DPO regenerates its pairs each round; GRPO may reset its reference
     reference: str = "base"  # the KL / DPO reference: "base" throughout, or the policy at each round's start
-    prompts_per_step: int = 16
+    prompts_per_step: int = 16  # prompts per optimizer step, global (across processes and accumulation)
     num_generations: int = 4  # G: images per prompt
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step (prompts_per_step must divide)
     # sampling (the policy definition used for rollouts and log-probs)
-    guidance_scale: float = 5.0
-    temperature: float = 1.0
-    top_k: int = 0
+    guidance_scale: float = 5.0  # CFG weight w: l_uncond + w (l_cond - l_uncond); 1 = no guidance
+    temperature: float = 1.0  # softmax temperature of the sampler and of the log-probs
+    top_k: int = 0  # sample among the k likeliest codes; 0 = all
     logprob_mode: str | None = None  # None: the policy's own ("cond" or "cfg")
     lean_logprobs: bool = True  # log-probs in tiles without the full logits (cotlab.kernels); False: the plain path
     sample_batch_images: int = 256  # images per sampler call
     # optimisation
-    learning_rate: float = 1e-5
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    max_grad_norm: float = 1.0
+    learning_rate: float = 1e-5  # AdamW step size
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    adam_beta1: float = 0.9  # AdamW first-moment decay
+    adam_beta2: float = 0.999  # AdamW second-moment decay
+    max_grad_norm: float = 1.0  # gradients are clipped to this global L2 norm
     warmup_steps: int = 0  # linear warm-up, then constant
     beta: float = 0.0  # KL coefficient (GRPO) / inverse temperature of the implicit reward (DPO)
     trainable: tuple[str, ...] = ("model.language_model",)  # parameter-name prefixes that train (T2I-R1: the LM)
     mixed_precision: str = "no"  # "no", "bf16", "fp16" (accelerate)
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
     # bookkeeping
-    output_dir: str | None = None
+    output_dir: str | None = None  # where config.json, metrics.jsonl, TensorBoard events and checkpoints go
     save_steps: int = 0  # checkpoint every n optimizer steps (0 = only at the end)
     probe_every: int = 0  # every n steps, on-policy reward and KL(pi || base) on the probe prompts (0 = never)
     probe_prompts: int = 16  # the probe set's size: spread over the ID dev split (ShapeWorld), else the train prompts
-    logging_steps: int = 1
-    report_to: tuple[str, ...] = ("jsonl", "tensorboard")
+    report_to: tuple[str, ...] = ("jsonl", "tensorboard")  # metric writers: metrics.jsonl and/or TensorBoard
 
     algorithm = "rl"
 
@@ -96,7 +98,7 @@ class RLConfig:
         "mixed_precision": Rule("str", choices=("no", "bf16", "fp16")), "gradient_checkpointing": Rule("bool"),
         "output_dir": Rule("path", optional=True), "save_steps": Rule("int", low=0),
         "probe_every": Rule("int", low=0, note=" (0: no probe)"), "probe_prompts": Rule("int", low=1),
-        "logging_steps": Rule("int", low=1), "report_to": Rule("strs", choices=REPORTERS),
+        "report_to": Rule("strs", choices=REPORTERS),
     }
 
     def __post_init__(self):
@@ -178,17 +180,17 @@ class RLConfig:
     def diff(self, other: "RLConfig") -> dict[str, tuple]:
         """Fields whose values differ: {name: (self's, other's)}, bookkeeping fields aside."""
         mine, theirs = self.to_dict(), other.to_dict()
-        ignore = {"output_dir", "save_steps", "logging_steps", "report_to"}
+        ignore = {"output_dir", "save_steps", "report_to"}
         return {k: (mine.get(k), theirs.get(k)) for k in sorted(set(mine) | set(theirs))
                 if k not in ignore and mine.get(k) != theirs.get(k)}
 
 
 @dataclass
 class GRPOConfig(RLConfig):
-    epsilon: float = 0.2
-    epsilon_high: float | None = None
-    loss_type: str = "grpo"
-    scale_rewards: str = "group"
+    epsilon: float = 0.2  # PPO clip range of the ratio pi / pi_old (lower side, and upper without epsilon_high)
+    epsilon_high: float | None = None  # upper clip range (DAPO's clip-higher); None: epsilon
+    loss_type: str = "grpo"  # how token losses are averaged (cotlab.losses.GRPO_LOSS_TYPES)
+    scale_rewards: str = "group"  # advantage = (r - group mean) / std over the group, the batch, or none
     num_iterations: int = 1  # mu: updates per sampled batch, with the stored old log-probs
     algorithm = "grpo"
     RULES = {**RLConfig.RULES, "epsilon": Rule("float", low=0),
@@ -200,14 +202,14 @@ class GRPOConfig(RLConfig):
 
 @dataclass
 class DPOConfig(RLConfig):
-    beta: float = 0.1
-    loss_type: str = "sigmoid"
-    label_smoothing: float = 0.0
+    beta: float = 0.1  # inverse temperature of the implicit reward beta log(pi / pi_ref)
+    loss_type: str = "sigmoid"  # the DPO loss variant (cotlab.losses.DPO_LOSS_TYPES; "sigmoid" is the paper's)
+    label_smoothing: float = 0.0  # conservative DPO: the probability that a pair's label is flipped
     pair_selection: str = "best_worst"  # per group: best vs worst, all ordered pairs, or pairs with a reward margin
     margin_threshold: float = 0.0  # "margin": keep pairs whose reward difference exceeds this
-    # when pairs are sampled: "offline", the round's groups once at its start (round 1 from the base: the paper's);
-    # "online", each step's groups by the current policy, the very groups GRPO samples (same prompts, seeds, budget)
-    sampling: str = "offline"
+    # "offline": the round's groups are sampled once at its start (round 1 from the base: the paper's); "online":
+    # each step's groups by the current policy, the very groups GRPO samples (same prompts, seeds, budget)
+    sampling: str = "offline"  # when pairs are sampled: "offline" (once per round) or "online" (every step)
     algorithm = "dpo"
     RULES = {**RLConfig.RULES, "beta": Rule("float", low=0, low_open=True, note=" for DPO"),
              "loss_type": Rule("str", choices=DPO_LOSS_TYPES, note=" for DPO"),
@@ -217,6 +219,27 @@ class DPOConfig(RLConfig):
 
 
 CONFIGS = {"grpo": GRPOConfig, "dpo": DPOConfig}
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's one line of help: the comment after it in the class body (the config's only copy of it); a
+    subclass's comment replaces its base's."""
+    help_text: dict[str, str] = {}
+    for klass in reversed([k for k in cls.__mro__ if "__dataclass_fields__" in vars(k)]):
+        names = vars(klass).get("__annotations__", {})
+        for tok in tokenize.generate_tokens(io.StringIO(inspect.getsource(klass)).readline):
+            name = tok.line.split(":", 1)[0].strip()
+            if tok.type == tokenize.COMMENT and name in names and not tok.line.lstrip().startswith("#"):
+                help_text[name] = tok.string.lstrip("#").strip()
+    return {f.name: help_text.get(f.name, "") for f in fields(cls)}
+
+
+def describe_fields(cfg: RLConfig) -> str:
+    """Every field of `cfg` with its value and help, one per line (`cotlab train --help-config`)."""
+    helps = field_help(type(cfg))
+    width = max(map(len, helps))
+    return "\n".join(f"{name:<{width}}  {getattr(cfg, name)!r:<24}  {text}" for name, text in helps.items())
+
 
 def _janus_pro(checkpoint: str) -> dict:
     """The paper (group 4, mu 1, offline DPO from the base model's samples, T2I-CompBench training prompts) with
@@ -294,4 +317,4 @@ def aligned(a: RLConfig, b: RLConfig) -> bool:
 
 
 __all__ = ["ALIGNED_FIELDS", "ARMS", "CONFIGS", "DPO_SAMPLINGS", "DPOConfig", "GRPOConfig", "PAIR_SELECTIONS", "PRESETS",
-           "RLConfig", "aligned", "arm_of", "arm_preset", "preset"]
+           "RLConfig", "aligned", "arm_of", "arm_preset", "describe_fields", "field_help", "preset"]
