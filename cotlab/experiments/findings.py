@@ -188,11 +188,11 @@ def best_of_n_vs_rl(bon: pd.DataFrame, results: pd.DataFrame, best_of: int,
     """The reprinted table's shape and the points of chapter 4's figure.
 
     `bon`: `compare_reward_models` rows (one per reward model and training seed); `results`: `before_after` of the
-    chapter-3 runs; `metric`: the column RL is scored on. Returns (table: rows DPO, GRPO, Best-of-N, columns reward
-    models, GenEval-style overall x100 as "mean ± 95%"; points: per reward model and algorithm, Best-of-N OOD with
-    its 95% half-width over reward-model seeds, and the RL OOD gain over the base with its 95% half-width, which
-    carries the base evaluation's own SE (`verdicts.gain`: se = sqrt(s^2/n + se_base^2), Welch-Satterthwaite df),
-    seeds and health)."""
+    chapter-4 runs; `metric`: the column RL is scored on. Returns (table: rows DPO, GRPO (those that ran), Best-of-N,
+    columns reward models, GenEval-style overall x100 as "mean ± 95%"; points: per reward model and algorithm,
+    Best-of-N OOD with its 95% half-width over reward-model seeds, and the RL OOD gain over the base with its 95%
+    half-width, which carries the base evaluation's own SE (`verdicts.gain`: se = sqrt(s^2/n + se_base^2),
+    Welch-Satterthwaite df), seeds and health)."""
     from cotlab.evaluation import mean_ci
 
     ood = results[(results["category"] == "overall") & (results["suite"] == "geneval")]
@@ -201,20 +201,56 @@ def best_of_n_vs_rl(bon: pd.DataFrame, results: pd.DataFrame, best_of: int,
     if len(base_rows) != 1:
         raise ValueError(f"{len(base_rows)} base evaluations out of domain; these points need exactly one base model")
     base, base_se = float(base_rows[metric].iloc[0]), _base_se(base_rows.iloc[0], metric)
+    algorithms = [a for a in ("dpo", "grpo") if (ood["algorithm"] == a).any()]
     cells, points = {}, []
     for reward in bon["reward model"].unique():
         b = mean_ci(bon[bon["reward model"] == reward][f"ood best-of-{best_of}"])
         cells.setdefault(f"Best-of-{best_of}", {})[reward] = b
-        for algorithm in ("dpo", "grpo"):
+        for algorithm in algorithms:
             runs = ood[(ood["reward"] == reward) & (ood["algorithm"] == algorithm)]
             cells.setdefault(algorithm.upper(), {})[reward] = mean_ci(runs[metric])
             g = gain(runs[metric], base, base_se)
             points.append({"reward": reward, "algorithm": algorithm.upper(), "best-of-N": b[0], "best-of-N ±": b[1],
                            "RL OOD gain": g["estimate"], "RL OOD gain ±": _half_width(g["se"], g["df"]),
                            "seeds": g["seeds"], "health": health_flag(runs)})
+    rows = [a.upper() for a in algorithms] + [f"Best-of-{best_of}"]
     table = pd.DataFrame({row: {r: f"{100 * m:.1f} ± {100 * h:.1f}" for r, (m, h) in v.items()}
-                          for row, v in cells.items()}).T.loc[["DPO", "GRPO", f"Best-of-{best_of}"]]
+                          for row, v in cells.items()}).T.loc[rows]
     return table, pd.DataFrame(points)
+
+
+def check_same_seeds(configs, reward_seeds) -> None:
+    """Refuse chapter-4 runs whose learned reward models were trained with other seeds than the Best-of-N selectors'
+    (`reward_seeds`): each point of claim 3 must read the same reward models on both axes (issue 18)."""
+    used = studies.reward_seeds_of(configs)
+    wrong = {label: seeds for label, seeds in used.items() if seeds != sorted(int(s) for s in reward_seeds)}
+    if wrong:
+        raise ValueError(f"the RL runs of {', '.join(wrong)} use reward-model seeds {list(wrong.values())[0]} but "
+                         f"Best-of-N reads seeds {sorted(reward_seeds)}; give reward_seeds equal to the RL seeds")
+
+
+def reward_points(rl_preset: str, seeds, rewards: list[dict], reward_training: dict, algorithms, best_of: int,
+                  reward_seeds, images_per_prompt: int, prompts_per_category: int, eval_seeds,
+                  progress: bool = False) -> dict:
+    """Chapter 4 from the run store, with the chapter's parameters (`tiers.PRESETS["04_reward_to_rl"]`; chapter 9
+    passes its tier's): the base model's samples (`samples`), Best-of-N per reward model and seed (`bon`,
+    `compare_reward_models`), the RL results (`results`, `before_after`), and `best_of_n_vs_rl`'s `table` and
+    `points`. Best-of-N's reward-model seeds are checked to be the RL runs' (`check_same_seeds`)."""
+    from cotlab.experiments.reward_eval import compare_reward_models, sample_base
+    from cotlab.training import load_policy
+
+    configs, tags = studies.comparison_runs(rl_preset, seeds, rewards, reward_training, algorithms)
+    check_same_seeds(configs, reward_seeds)
+    base = load_policy(configs[0].policy)
+    samples = {which: sample_base(base, which, prompts_per_category=prompts_per_category, n=best_of,
+                                  guidance_scale=configs[0].guidance_scale, progress=progress)
+               for which in ("id", "ood")}
+    selectors = [dict(r, **reward_training) if r["name"] in studies.LEARNED else r for r in rewards]
+    bon = compare_reward_models(samples, selectors, reward_seeds, progress=progress)
+    results = before_after(configs, tags=tags, images_per_prompt=images_per_prompt,
+                           prompts_per_category=prompts_per_category, seeds=eval_seeds, progress=progress)
+    table, points = best_of_n_vs_rl(bon, results, best_of)
+    return {"samples": samples, "bon": bon, "results": results, "table": table, "points": points}
 
 
 def ols_slope(x, y) -> dict:

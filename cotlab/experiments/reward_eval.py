@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from cotlab.evaluation.shapeworld import first_per_category
-from cotlab.world import aggregate, decode_arrays, load_suite, score_batch
+from cotlab.world import (aggregate, decode_arrays, facts_named, load_suite, perturb, random_scene, scene_codes,
+                          scene_for, score_batch)
 
 SUITE_SPLITS = {"id": ("compbench", "val"), "ood": ("geneval", "test")}
 
@@ -74,6 +75,39 @@ def sample_base(policy, which: str, *, prompts_per_category: int = 20, n: int = 
     shape = (len(prompts), n)
     return Samples(prompts, np.concatenate(tokens).reshape(*shape, -1),
                    np.array([s.value for s in scores]).reshape(shape),
+                   np.array([s.correct for s in scores]).reshape(shape))
+
+
+def ground_truth_samples(which: str, *, prompts_per_category: int = 20, n: int = 4, seed: int = 0,
+                         artifact_prob: float = 0.0) -> Samples:
+    """`n` candidates per prompt without a base model, for the first `prompts_per_category` prompts of each category of
+    the "id" or "ood" suite: a scene made for the prompt, scenes with one of its named facts broken (`perturb`; a
+    random scene where no fact can be broken) and one random scene, each with (probability `artifact_prob`) 1-3
+    random code patches, rendered, scored exactly from pixels and shuffled (so the first candidate, the random pick,
+    is no better than any other)."""
+    if which not in SUITE_SPLITS:
+        raise ValueError(f"unknown suite {which!r}; expected one of {', '.join(SUITE_SPLITS)}")
+    if n < 2:
+        raise ValueError(f"n must be at least 2 to compare candidates, got {n}")
+    from cotlab.rewards.learned import with_artifacts
+
+    rng = np.random.default_rng([seed, 23])
+    prompts = first_per_category(load_suite(*SUITE_SPLITS[which]), prompts_per_category)
+    codes = []
+    for p in prompts:
+        made = scene_for(p.text, rng)
+        facts = list(facts_named(p.text))
+        scenes = [made]
+        for _ in range(n - 2):
+            broken = perturb(p.text, made, facts[rng.integers(len(facts))], rng)
+            scenes.append(broken if broken is not None else random_scene(rng))
+        scenes.append(random_scene(rng))
+        order = rng.permutation(n)
+        codes += [with_artifacts(scene_codes(scenes[k]), rng, artifact_prob) for k in order]
+    tokens = np.stack(codes)
+    scores = score_batch([p for p in prompts for _ in range(n)], decode_arrays(tokens))
+    shape = (len(prompts), n)
+    return Samples(prompts, tokens.reshape(*shape, -1), np.array([s.value for s in scores]).reshape(shape),
                    np.array([s.correct for s in scores]).reshape(shape))
 
 
@@ -156,5 +190,48 @@ def summarize(per_seed: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).T
 
 
-__all__ = ["Samples", "best_of_n", "compare_reward_models", "intrinsic_generalisation", "pairwise_accuracy",
-           "reference_rows", "reward_matrix", "sample_base", "summarize"]
+def spread(per_seed: pd.DataFrame, references: pd.DataFrame, which: str = "ood") -> pd.DataFrame:
+    """How far the reward models' generalisation spreads between a random and the oracle pick (issue 18: a slope over
+    reward models means something only if they span that interval). One row per reward model of `per_seed`
+    (`compare_reward_models`): its family, breadth and seeds, pairwise accuracy and Best-of-N on suite `which` (mean
+    and 95% half-width over seeds), and `share` = (Best-of-N - random) / (oracle - random), 0 at a random pick and 1
+    at the oracle's; then the random and oracle rows of `references` (`reference_rows`), sorted by Best-of-N."""
+    from cotlab.evaluation import mean_ci
+
+    bon_col = next(c for c in per_seed.columns if c.startswith(f"{which} best-of-"))
+    pair_col = f"{which} pairwise"
+    random, oracle = (float(references.loc[name, bon_col]) for name in ("random pick", "oracle pick"))
+    width = oracle - random
+    rows = []
+    for name, group in per_seed.groupby("reward model", sort=False):
+        (pm, ph), (bm, bh) = mean_ci(group[pair_col]), mean_ci(group[bon_col])
+        rows.append({"reward model": name, "family": group["family"].iloc[0], "breadth": group["breadth"].iloc[0],
+                     "seeds": len(group), pair_col: pm, f"{pair_col} ±": ph, bon_col: bm, f"{bon_col} ±": bh,
+                     "share": (bm - random) / width if width > 0 else float("nan")})
+    rows += [{"reward model": name, "family": "-", "breadth": "-", "seeds": 0, pair_col: float("nan"),
+              f"{pair_col} ±": float("nan"), bon_col: value, f"{bon_col} ±": 0.0, "share": share}
+             for name, value, share in (("random pick", random, 0.0), ("oracle pick", oracle, 1.0))]
+    return pd.DataFrame(rows).set_index("reward model").sort_values(bon_col)
+
+
+def plot_spread(table: pd.DataFrame, ax=None):
+    """`spread`'s Best-of-N per reward model (95% bars over seeds) between the random and oracle picks (lines)."""
+    import matplotlib.pyplot as plt
+
+    bon_col = next(c for c in table.columns if "best-of-" in c and not c.endswith("±"))
+    models = table[table["seeds"] > 0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 0.35 * len(models) + 1.5))
+    y = np.arange(len(models))
+    ax.errorbar(models[bon_col], y, xerr=models[f"{bon_col} ±"].fillna(0), fmt="o", capsize=3)
+    for name, style in (("random pick", ":"), ("oracle pick", "--")):
+        ax.axvline(table.loc[name, bon_col], color="grey", ls=style, lw=1, label=name)
+    ax.set_yticks(y, models.index)
+    ax.set(xlabel=bon_col.replace("ood", "out-of-domain").replace("id ", "in-domain "),
+           title="Spread of the reward models' generalisation")
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+__all__ = ["Samples", "best_of_n", "compare_reward_models", "ground_truth_samples", "intrinsic_generalisation",
+           "pairwise_accuracy", "plot_spread", "reference_rows", "reward_matrix", "sample_base", "spread", "summarize"]

@@ -7,12 +7,28 @@ from cotlab.training import aligned, arm_of, arm_preset, preset
 LEARNED = ("preference", "judge")
 
 
-def reward_config(reward: dict, reward_training: dict | None = None) -> dict:
-    """`preset` fields for a reward given as {"name": ..., **options}; learned models get `reward_training` too."""
+def reward_config(reward: dict, reward_training: dict | None = None, seed: int | None = None) -> dict:
+    """`preset` fields for a reward given as {"name": ..., **options}; learned models get `reward_training` too, and
+    `seed` as their own training seed when given (`comparison_runs`: the reward model of RL seed s is trained with
+    seed s, so that Best-of-N over reward-model seeds s reads the very models the RL runs used)."""
     options = {k: v for k, v in reward.items() if k != "name"}
     if reward["name"] in LEARNED:
         options |= reward_training or {}
+        if seed is not None:
+            options["seed"] = int(seed)
     return {"reward": reward["name"], "reward_options": options}
+
+
+def reward_seeds_of(configs) -> dict[str, list[int]]:
+    """Per reward (as the tables name it, `rl.reward_label`), the reward-model seeds its learned runs used, sorted;
+    rewards that are not learned models are left out. Chapter 4 checks them against its Best-of-N seeds."""
+    from cotlab.experiments.rl import reward_label
+
+    out: dict[str, set[int]] = {}
+    for cfg in configs:
+        if cfg.reward in LEARNED:
+            out.setdefault(reward_label(cfg), set()).add(int(cfg.reward_options.get("seed", 0)))
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def aligned_runs(rl_preset: str, seeds, variants, arms=("grpo", "dpo")) -> tuple[list, list[dict]]:
@@ -34,16 +50,21 @@ def aligned_runs(rl_preset: str, seeds, variants, arms=("grpo", "dpo")) -> tuple
 
 def comparison_runs(rl_preset: str, seeds, rewards: list[dict], reward_training: dict | None = None,
                     arms=("grpo", "dpo"), arm_rewards: list[dict] = ()):
-    """Chapter 3 (and 4): GRPO and DPO under each reward model, and all of `arms` (e.g. with online DPO and GRPO with
-    CFG log-probs, `cotlab.training.ARMS`) under the rewards of `arm_rewards` (each one of `rewards`)."""
+    """Chapter 3 (and 4): `arms[:2]` (GRPO and DPO by default) under each reward model, and all of `arms` (e.g. with
+    online DPO and GRPO with CFG log-probs, `cotlab.training.ARMS`) under the rewards of `arm_rewards` (each one of
+    `rewards`). A learned reward model is trained with the RL run's seed (`reward_config`): seed s of every arm
+    reads reward-model seed s, and the runs of a seed stay aligned."""
     unknown = [r for r in arm_rewards if r not in rewards]
     if unknown:
         raise ValueError(f"arm_rewards {unknown} are not among the rewards {rewards}; give rewards the chapter runs")
     configs, tags = [], []
     for reward in rewards:
-        runs = aligned_runs(rl_preset, seeds, [({}, reward_config(reward, reward_training))],
-                            arms=arms if reward in arm_rewards else ("grpo", "dpo"))
-        configs, tags = configs + runs[0], tags + runs[1]
+        chosen = tuple(arms) if reward in arm_rewards else tuple(arms)[:2]
+        per_seed = [aligned_runs(rl_preset, [seed], [({}, reward_config(reward, reward_training, seed))], chosen)
+                    for seed in seeds]
+        for k in range(len(chosen)):  # arm by arm, seeds in order (as `aligned_runs` orders them)
+            configs += [runs[0][k] for runs in per_seed]
+            tags += [runs[1][k] for runs in per_seed]
     return configs, tags
 
 
@@ -113,7 +134,7 @@ def chapter_runs(chapter: str, tier: str) -> tuple[list, list[dict], dict]:
     p = notebook_parameters(chapter, tier)
     if chapter in ("03_grpo_vs_dpo", "04_reward_to_rl"):
         configs, tags = comparison_runs(p["rl_preset"], p["seeds"], p["rewards"], p["reward_training"],
-                                        p.get("arms", ("grpo", "dpo")), p.get("arm_rewards", ()))
+                                        p.get("arms", p.get("algorithms", ("grpo", "dpo"))), p.get("arm_rewards", ()))
     elif chapter == "05_samples_per_prompt":
         configs, tags = group_size_runs(p["rl_preset"], p["seeds"], p["reward"], p["group_sizes"],
                                         p["images_per_step"])
@@ -127,4 +148,4 @@ def chapter_runs(chapter: str, tier: str) -> tuple[list, list[dict], dict]:
 
 
 __all__ = ["RL_CHAPTERS", "aligned_runs", "chapter_runs", "comparison_runs", "data_runs", "group_size_runs",
-           "reward_config", "round_runs"]
+           "reward_config", "reward_seeds_of", "round_runs"]
