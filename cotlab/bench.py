@@ -264,7 +264,7 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
     `total_repeats` lists each repeat's seconds per step. DPO samples and scores the whole round before its first
     step; its per-step figures are the round's totals divided by `steps`, so the two rows compare the same number of
     images. Random weights: speed does not depend on training (pair counts do a little, through ties). With
-    `compare_plain`, each algorithm also runs with `lean_logprobs=False` (full logits), side by side, and the ratio of
+    `compare_plain`, each algorithm also runs with `tiled_logprobs=False` (full logits), side by side, and the ratio of
     update seconds is reported.
 
     With `profile`, each algorithm also runs one more step under torch's profiler (apart from the timed ones, whose
@@ -289,8 +289,8 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
                   "torch_version": torch.__version__}
         variants = [(a, a, True) for a in ("grpo", "dpo")]
         variants += [(f"{a}_plain", a, False) for a in ("grpo", "dpo")] if compare_plain else []
-        configs = {name: preset(tier, algorithm, max_steps=steps, seed=seed, report_to=(), lean_logprobs=lean)
-                   for name, algorithm, lean in variants}
+        configs = {name: preset(tier, algorithm, max_steps=steps, seed=seed, report_to=(), tiled_logprobs=tiled)
+                   for name, algorithm, tiled in variants}
         def prepare(name):
             cfg = configs[name]
             trainer = trainer_for(cfg, policy=build_shapeworld_policy(cfg.policy, seed=seed),
@@ -303,13 +303,13 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
                         "total": wall / steps, "images_per_step": sum(r["images_sampled"] for r in rows) / steps}
                        for rows, wall in zip(histories[name], walls[name])]
                 for name in configs}
-        for name, algorithm, lean in variants:
+        for name, algorithm, tiled in variants:
             cfg = configs[name]
             result[name] = {**{key: statistics.median(run[key] for run in runs[name]) for key in runs[name][0]},
                             "total_repeats": [run["total"] for run in runs[name]],
                             "prompts_per_step": cfg.prompts_per_step, "num_generations": cfg.num_generations,
                             "beta": cfg.beta}
-            if profile and lean:
+            if profile and tiled:
                 one = trainer_for(preset(tier, algorithm, max_steps=1, seed=seed, report_to=()),
                                   policy=build_shapeworld_policy(cfg.policy, seed=seed), reward_model=MetricReward(),
                                   progress=False)
@@ -323,7 +323,7 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
         result["ratio_dpo_over_grpo"] = result["dpo"]["total"] / result["grpo"]["total"]
         if compare_plain:
             for a in ("grpo", "dpo"):
-                result[f"ratio_update_lean_over_plain_{a}"] = result[a]["update"] / result[f"{a}_plain"]["update"]
+                result[f"ratio_update_tiled_over_plain_{a}"] = result[a]["update"] / result[f"{a}_plain"]["update"]
         return result
     finally:
         torch.set_num_threads(previous_threads)
@@ -387,9 +387,9 @@ def format_rl_step(result: dict) -> str:
                          f" GFLOP would take {r['seconds_at_matmul_peak']:.3f} s at that throughput, "
                          f"{r['total'] / r['seconds_at_matmul_peak']:.0f}x less than the step")
     for a in ("grpo", "dpo"):
-        if f"ratio_update_lean_over_plain_{a}" in result:
+        if f"ratio_update_tiled_over_plain_{a}" in result:
             lines.append(f"{a}: update with tiled log-probs / full logits: "
-                         f"{result[f'ratio_update_lean_over_plain_{a}']:.2f}x")
+                         f"{result[f'ratio_update_tiled_over_plain_{a}']:.2f}x")
     return "\n".join(lines)
 
 
@@ -442,7 +442,7 @@ def bench_scaling(tier: str = "default", group_sizes=(2, 4, 8), prompts=(4, 8, 1
                 tokens = policy.sample(prompts_text, base.num_generations, guidance_scale=base.guidance_scale,
                                        generator=generator, decode=False).image_tokens
                 middle = time.perf_counter()
-                logp = policy.token_logprobs(rows_prompts, tokens, guidance_scale=base.guidance_scale, lean=True)
+                logp = policy.token_logprobs(rows_prompts, tokens, guidance_scale=base.guidance_scale, tiled=True)
                 (logp.mean(1) * torch.randn(len(rows_prompts), generator=generator)).mean().backward()
                 policy.model.zero_grad(set_to_none=True)
                 sampling.append(middle - start)
@@ -469,8 +469,8 @@ def format_scaling(result: dict) -> str:
     return "\n".join(lines)
 
 
-LOGPROB_METHODS = ("plain", "trl", "chunked")
-# The issue's goal for the chunked path, against plain log_softmax + gather: peak memory and time at most these.
+LOGPROB_METHODS = ("plain", "trl", "tiled")
+# The issue's goal for the tiled path, against plain log_softmax + gather: peak memory and time at most these.
 LOGPROB_GOAL = {"memory": 0.25, "time": 1.2}
 
 
@@ -518,7 +518,7 @@ def bench_logprobs(sequences: int = 1, hidden_size: int = 64, vocab_size: int = 
     * ``plain``: ``log_softmax((h @ W.T + b) / temperature).gather(tokens)``;
     * ``trl``: the same logits, then TRL's `selective_log_softmax` (per-sequence log-sum-exp); the logits count in its
       memory, since the comparison is the whole path from hidden states;
-    * ``chunked``: `cotlab.kernels.logprobs_from_hidden` (``token_chunk`` / ``vocab_chunk`` left as None take its
+    * ``tiled``: `cotlab.kernels.logprobs_from_hidden` (``token_chunk`` / ``vocab_chunk`` left as None take its
       defaults).
 
     Defaults are Janus-Pro's image side: 16,384 codes and 576 tokens per image, ``sequences`` images; ``hidden_size``
@@ -529,7 +529,7 @@ def bench_logprobs(sequences: int = 1, hidden_size: int = 64, vocab_size: int = 
     Returns a JSON-able dict; ``memory_ratio`` and ``time_ratio`` are each method's over plain's, and
     ``memory_ratio_without_gradients`` the memory ratio once the gradients' bytes are taken off both peaks (what the
     chunking changes; the head's weight gradient, V x D, dominates the peaks when D is large and the batch small).
-    ``goal_met``: the chunked path within `LOGPROB_GOAL` on ``memory_ratio`` (gradients included) and ``time_ratio``."""
+    ``goal_met``: the tiled path within `LOGPROB_GOAL` on ``memory_ratio`` (gradients included) and ``time_ratio``."""
     from cotlab.kernels import TOKEN_CHUNK, VOCAB_CHUNK
 
     if min(sequences, hidden_size, vocab_size, tokens) < 1:
@@ -571,7 +571,7 @@ def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, tok
     forwards = {
         "plain": lambda: torch.log_softmax(logits() / temperature, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1),
         "trl": lambda: selective_log_softmax(logits(), targets, temperature=temperature),
-        "chunked": lambda: logprobs_from_hidden(hidden, weight, targets, bias, temperature=temperature,
+        "tiled": lambda: logprobs_from_hidden(hidden, weight, targets, bias, temperature=temperature,
                                                 token_chunk=token_chunk, vocab_chunk=vocab_chunk),
     }
 
@@ -631,8 +631,8 @@ def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, tok
         result[name]["memory_ratio_without_gradients"] = ((peaks[name] - result["gradient_bytes"])
                                                           / (peaks["plain"] - result["gradient_bytes"]))
         result[name]["time_ratio"] = result[name]["median_s"] / result["plain"]["median_s"]
-    result["goal_met"] = (result["chunked"]["memory_ratio"] <= LOGPROB_GOAL["memory"]
-                          and result["chunked"]["time_ratio"] <= LOGPROB_GOAL["time"])
+    result["goal_met"] = (result["tiled"]["memory_ratio"] <= LOGPROB_GOAL["memory"]
+                          and result["tiled"]["time_ratio"] <= LOGPROB_GOAL["time"])
     return result
 
 
@@ -640,7 +640,7 @@ def format_logprobs(result: dict) -> str:
     """A table of a `bench_logprobs` result: time and peak memory per method, and their ratios to plain."""
     lines = [f"per-token log-probs from hidden states, forward + backward: {result['sequences']} x {result['tokens']} "
              f"tokens, {result['vocab_size']} codes, hidden {result['hidden_size']}, fp32, temperature "
-             f"{result['temperature']:g}; chunked tile {result['token_chunk']} x {result['vocab_chunk']}; head "
+             f"{result['temperature']:g}; tiled tile {result['token_chunk']} x {result['vocab_chunk']}; head "
              f"{'trained (gradients for its weight and bias)' if result['trained_head'] else 'frozen'}",
              f"{result['repeats']} repeats after {result['warmup']} warmup, device {result['device']} "
              f"({result['torch_threads']} torch threads); peak memory by {result['peak_memory_method']}; one fp32 "
@@ -654,7 +654,7 @@ def format_logprobs(result: dict) -> str:
         lines.append(f"{name:<9}{r['median_s']:>10.4f}{r['min_s']:>9.4f}{r['max_s']:>9.4f}"
                      f"{r['peak_bytes'] / 2**20:>10.1f}{r['time_ratio']:>12.2f}{r['memory_ratio']:>14.3f}"
                      f"{r['memory_ratio_without_gradients']:>13.3f}{r['max_abs_diff_vs_plain']:>12.1e}")
-    lines += ["", f"goal (chunked: memory <= {LOGPROB_GOAL['memory']:.0%} of plain at <= {LOGPROB_GOAL['time']}x "
+    lines += ["", f"goal (tiled: memory <= {LOGPROB_GOAL['memory']:.0%} of plain at <= {LOGPROB_GOAL['time']}x "
                   f"its time): {'met' if result['goal_met'] else 'not met'} "
                   f"(1-min load average {_load(result['loadavg_1min'])})"]
     return "\n".join(lines)

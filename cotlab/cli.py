@@ -198,7 +198,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
         "group size, prompts per step and image tokens. `throughput`: runs per hour of a batch of GRPO and DPO runs "
         "with their evaluations, one after another in this process against the graph executor's workers. `logprobs`: time and peak "
         "memory of per-token log-probs from hidden states at Janus-Pro's shapes (16384 codes, 576 tokens), forward "
-        "and backward: plain log_softmax + gather, TRL's selective_log_softmax, and cotlab.kernels' chunked one.",
+        "and backward: plain log_softmax + gather, TRL's selective_log_softmax, and cotlab.kernels' tiled one.",
     )
     parser.add_argument("what", choices=("sampler", "step", "logprobs", "scaling", "throughput"),
                         help="what to benchmark")
@@ -213,7 +213,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-steps", type=int, default=None,
                         help="throughput: optimizer steps per run (default: the preset's)")
     parser.add_argument("--compare-plain", action="store_true",
-                        help="step: also run with full-logit log-probs (lean_logprobs=False), side by side")
+                        help="step: also run with full-logit log-probs (tiled_logprobs=False), side by side")
     parser.add_argument("--size", choices=("tiny", "smoke", "default"), default="default",
                         help="ShapeWorld policy size (default: %(default)s)")
     parser.add_argument("--batch-prompts", type=int, default=None,
@@ -229,9 +229,9 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="logprobs: softmax temperature (default: %(default)s)")
     parser.add_argument("--token-chunk", type=int, default=None,
-                        help="logprobs: tokens per tile of the chunked path (default: cotlab.kernels.TOKEN_CHUNK)")
+                        help="logprobs: tokens per tile of the tiled path (default: cotlab.kernels.TOKEN_CHUNK)")
     parser.add_argument("--vocab-chunk", type=int, default=None,
-                        help="logprobs: codes per tile of the chunked path (default: cotlab.kernels.VOCAB_CHUNK)")
+                        help="logprobs: codes per tile of the tiled path (default: cotlab.kernels.VOCAB_CHUNK)")
     parser.add_argument("--trained-head", action="store_true",
                         help="logprobs: the head's weight and bias get gradients too (default: frozen, as the trainers "
                         "leave it)")
@@ -365,6 +365,8 @@ def _train_reward(args: argparse.Namespace) -> int:
 
 
 def add_train_reward(subparsers: argparse._SubParsersAction) -> None:
+    from cotlab.rewards.learned import BREADTHS, FAMILIES
+
     parser = subparsers.add_parser(
         "train-reward",
         help="train a learned ShapeWorld reward model (preference or judge), cached in the run store",
@@ -372,8 +374,8 @@ def add_train_reward(subparsers: argparse._SubParsersAction) -> None:
         "(Bradley-Terry, the HPS/ImageReward analog) or `judge` (yes/no questions, the UnifiedReward/VQA analog). "
         "Deterministic by seed. Cached in the run store unless --output-dir is given.",
     )
-    parser.add_argument("family", choices=("preference", "judge"))
-    parser.add_argument("--breadth", choices=("id", "captions", "id+captions"), default=None,
+    parser.add_argument("family", choices=FAMILIES)
+    parser.add_argument("--breadth", choices=BREADTHS, default=None,
                         help="the prompts its training images are made for (default: id for preference, "
                         "id+captions for judge)")
     parser.add_argument("--seed", type=int, default=0)
@@ -393,7 +395,7 @@ def _plan(args: argparse.Namespace) -> int:
     if problems:
         raise UsageError("; ".join(problems))
     table = plan_table(models, gpu=args.gpu, prompts_per_step=args.prompts_per_step,
-                       num_generations=args.num_generations, lean_logprobs=args.lean_logprobs)
+                       num_generations=args.num_generations, tiled_logprobs=args.tiled_logprobs)
     print(format_plan(table))
     return 0
 
@@ -407,7 +409,7 @@ def add_plan(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpu", default="h100-80gb", help="h100-80gb or a100-80gb (default: %(default)s)")
     parser.add_argument("--prompts-per-step", type=int, default=8)
     parser.add_argument("--num-generations", type=int, default=4)
-    parser.add_argument("--lean-logprobs", action="store_true", help="the tiled log-prob path (cotlab.kernels)")
+    parser.add_argument("--tiled-logprobs", action="store_true", help="the tiled log-prob path (cotlab.kernels)")
     parser.set_defaults(handler=_plan)
 
 

@@ -149,6 +149,11 @@ def code_version(modules: Sequence[str | os.PathLike] | str | os.PathLike) -> st
     return h.hexdigest()
 
 
+def package_version() -> str:
+    """cotlab's version and the first 10 hex of `code_version` over its whole source: what an eval card records."""
+    return f"{cotlab.__version__}+{code_version(['cotlab'])[:10]}"
+
+
 def artifact_key(kind: str, config: Any, code: Sequence[str | os.PathLike] | str | os.PathLike) -> str:
     """Short stable key: first 16 hex of sha256(kind, canonical JSON of config, code version)."""
     payload = f"{kind}\n{canonical_json(config)}\n{code_version(code)}"

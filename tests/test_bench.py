@@ -37,7 +37,7 @@ def test_bench_step_splits_grpo_and_dpo_steps_into_phases():
     from cotlab.bench import STEP_PHASES, bench_rl_step, format_rl_step
 
     result = bench_rl_step(tier="smoke", steps=1, repeats=2, compare_plain=True)
-    assert result["ratio_update_lean_over_plain_grpo"] > 0 and "full logits" in format_rl_step(result)
+    assert result["ratio_update_tiled_over_plain_grpo"] > 0 and "full logits" in format_rl_step(result)
     for algorithm in ("grpo", "dpo", "grpo_plain", "dpo_plain"):
         r = result[algorithm]
         assert r["images_per_step"] == 32  # the smoke preset: 8 prompts x 4 images, equal for both

@@ -40,7 +40,7 @@ BAD_SHARED = {
     "reference": ["latest", 1],
     "logprob_mode": ["full"],
     "mixed_precision": [False, "fp8"],
-    "lean_logprobs": [1, "yes"],
+    "tiled_logprobs": [1, "yes"],
     "holdout": ["L9", None, 3, "l0"],
     "probe_every": [-1, 2.5, True],
     "probe_prompts": [0, 1.5, None],

@@ -71,11 +71,11 @@ def test_brightness_reward_orders_images():
 
 def test_the_cost_model_comparison():
     measured = {"algorithm": "grpo", "prompts_per_step": 8, "num_generations": 4, "prompt_tokens": 20,
-                "lean_logprobs": True, "gradient_checkpointing": True, "sample_batch_images": 256, "beta": 0.01,
+                "tiled_logprobs": True, "gradient_checkpointing": True, "sample_batch_images": 256, "beta": 0.01,
                 "step_s": 10.0, "peak_gib": 30.0}
     gpu = GPUS["h100-80gb"]
     found = gc.against_cost_model(measured, "janus-pro-1b", gpu, missing_params=375_000_000)
-    row = estimate("janus-pro-1b", "grpo", gpu=gpu, prompt_tokens=20, lean_logprobs=True)
+    row = estimate("janus-pro-1b", "grpo", gpu=gpu, prompt_tokens=20, tiled_logprobs=True)
     assert found["estimate_peak_gib"] == pytest.approx(row["total_gib"])
     # GRPO with beta > 0 keeps a reference: the missing parameters' bf16 weights count twice
     assert found["estimate_peak_gib_adjusted"] == pytest.approx(row["total_gib"] - 2 * 2 * 375_000_000 / GIB)

@@ -56,7 +56,7 @@ def value_and_grads(fn, params, upstream):
 CASES = {
     "one-tile": ((3, 5), 8, 50, 100, 100, 1.0, True),
     "odd-chunks": ((2, 7), 5, 11, 3, 4, 1.0, True),  # 14 tokens in tiles of 3, 11 codes in tiles of 4
-    "vocab-chunked-no-bias": ((2, 9), 6, 37, 4, 10, 1.0, False),
+    "vocab-tiled-no-bias": ((2, 9), 6, 37, 4, 10, 1.0, False),
     "cold": ((2, 9), 6, 37, 5, 8, 0.7, True),
     "hot": ((1, 13), 4, 29, 5, 7, 2.5, True),
     "flat-tokens": ((17,), 6, 23, 16, 5, 1.3, True),  # hidden (T, D), tokens (T,)
@@ -251,7 +251,7 @@ def test_triton_kernels_match_torch_in_the_interpreter():
     """The Triton kernels, run by Triton's interpreter on CPU tensors (TRITON_INTERPRET=1 must be set before the
     kernels are defined, hence a fresh process), against the torch path: values, entropies, and gradients with
     log-probs only, entropies only, and both in the loss, with the head trained and frozen."""
-    cases = [(*CASES[name], head) for name in ("odd-chunks", "cold", "vocab-chunked-no-bias", "flat-tokens")
+    cases = [(*CASES[name], head) for name in ("odd-chunks", "cold", "vocab-tiled-no-bias", "flat-tokens")
              for head in ("trained", "frozen")]
     script = f"CASES = {cases!r}\n" + TRITON_CHECK
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
@@ -286,11 +286,11 @@ def test_bench_logprobs_tiny_shape(trained_head):
         assert r["peak_bytes"] > result["gradient_bytes"]  # every path holds the gradients and more
         assert r["memory_ratio"] > 0 and r["time_ratio"] > 0
         assert r["max_abs_diff_vs_plain"] < 1e-5
-    # the plain path holds the 256 KiB logits (and more); the chunked one a 16 x 128 tile at a time
+    # the plain path holds the 256 KiB logits (and more); the tiled one a 16 x 128 tile at a time
     assert result["plain"]["peak_bytes"] >= result["logits_bytes"]
-    assert result["chunked"]["peak_bytes"] < result["plain"]["peak_bytes"] / 4
+    assert result["tiled"]["peak_bytes"] < result["plain"]["peak_bytes"] / 4
     assert json.loads(json.dumps(result)) == result
-    assert "goal (chunked: memory <= 25% of plain at <= 1.2x its time)" in format_logprobs(result)
+    assert "goal (tiled: memory <= 25% of plain at <= 1.2x its time)" in format_logprobs(result)
 
 
 def test_cli_accepts_bench_logprobs():

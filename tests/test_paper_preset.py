@@ -32,7 +32,7 @@ def test_the_presets_follow_the_paper_and_t2i_r1():
         assert grpo.policy == dpo.policy == checkpoint
         assert (grpo.num_generations, grpo.num_iterations, grpo.learning_rate, grpo.beta) == (4, 1, 1e-6, 0.01)
         assert (grpo.guidance_scale, grpo.temperature, grpo.mixed_precision) == (5.0, 1.0, "bf16")
-        assert grpo.gradient_checkpointing and grpo.lean_logprobs and grpo.trainable == ("model.language_model",)
+        assert grpo.gradient_checkpointing and grpo.tiled_logprobs and grpo.trainable == ("model.language_model",)
         assert (dpo.beta, dpo.learning_rate) == (0.1, 1e-5)
 
 
@@ -76,6 +76,6 @@ def test_the_paper_preset_trains_under_accelerate_on_two_cpu_processes(janus_pro
     assert all(r["images_sampled"] >= 0 and torch.isfinite(torch.tensor(r["loss"])) for r in rows)
     assert sum(r["images_sampled"] for r in rows) == 2 * 2 * 4  # prompts x steps x G, over both processes
     saved = json.loads((out / "checkpoint-000002" / "config.json").read_text())
-    assert saved["mixed_precision"] == "bf16" and saved["gradient_checkpointing"] and saved["lean_logprobs"]
+    assert saved["mixed_precision"] == "bf16" and saved["gradient_checkpointing"] and saved["tiled_logprobs"]
     trained = JanusPolicy.from_pretrained(out / "checkpoint-000002" / "policy")
     assert trained.spec.image_tokenizer == "janus_vq"

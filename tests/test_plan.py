@@ -57,7 +57,7 @@ def test_parameter_counts_match_transformers(meta_model):
 def test_a_small_run_by_hand():
     """1B GRPO on one H100, 2 prompts x 2 images, 100-token prompts: every term from the raw numbers."""
     row = estimate("janus-pro-1b", "grpo", num_gpus=1, strategy="ddp", prompts_per_step=2, num_generations=2,
-                   prompt_tokens=100, lean_logprobs=False, gradient_checkpointing=True, beta=0.01)
+                   prompt_tokens=100, tiled_logprobs=False, gradient_checkpointing=True, beta=0.01)
     p_all, p_lm = 2_076_636_811, 1_442_940_928
     h, layers, inter, seq = 2048, 24, 5632, 100 + 576
     rows = 4  # 2 prompts x 2 images, one micro-batch
@@ -107,16 +107,16 @@ def test_monotonic_invariants():
     assert estimate("janus-pro-1b", "grpo", beta=0.0)["total_gib"] < estimate("janus-pro-1b", "grpo")["total_gib"]
 
 
-def test_lean_logprobs_lower_the_peak():
+def test_tiled_logprobs_lower_the_peak():
     # small sampling calls, so that the update (where the logits live) sets the peak
     settings = dict(num_gpus=1, strategy="ddp", sample_batch_images=4)
-    full = estimate("janus-pro-1b", "grpo", lean_logprobs=False, **settings)
-    lean = estimate("janus-pro-1b", "grpo", lean_logprobs=True, **settings)
+    full = estimate("janus-pro-1b", "grpo", tiled_logprobs=False, **settings)
+    tiled = estimate("janus-pro-1b", "grpo", tiled_logprobs=True, **settings)
     assert full["peak_phase"] == "update"
-    assert lean["logits_gib"] < 0.01 < full["logits_gib"]
-    assert lean["total_gib"] < full["total_gib"]
+    assert tiled["logits_gib"] < 0.01 < full["logits_gib"]
+    assert tiled["total_gib"] < full["total_gib"]
     # and never raise it
-    assert (plan_table(lean_logprobs=True)["total_gib"] <= plan_table()["total_gib"]).all()
+    assert (plan_table(tiled_logprobs=True)["total_gib"] <= plan_table()["total_gib"]).all()
 
 
 def test_time_scales_with_prompts_per_step():
@@ -158,7 +158,7 @@ def test_a_trainer_config_is_checked_as_its_model_and_settings(tmp_path):
     cfg = preset("janus-pro-7b", "grpo")
     with pytest.warns(MemoryPlanWarning, match="janus-pro-7b grpo on 1 x h100-80gb with ddp"):
         row = check_config(cfg)
-    assert row == estimate("janus-pro-7b", "grpo", prompts_per_step=cfg.prompts_per_step, lean_logprobs=True,
+    assert row == estimate("janus-pro-7b", "grpo", prompts_per_step=cfg.prompts_per_step, tiled_logprobs=True,
                            gradient_checkpointing=True, beta=cfg.beta, sample_batch_images=cfg.sample_batch_images)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

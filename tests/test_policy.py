@@ -74,15 +74,15 @@ def test_recorded_logprobs_equal_teacher_forced_logprobs(policy, mode, guidance_
 
 @pytest.mark.parametrize("mode", ["cond", "cfg"])
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_lean_logprobs_equal_the_plain_path_with_gradients(policy, mode, temperature):
+def test_tiled_logprobs_equal_the_plain_path_with_gradients(policy, mode, temperature):
     tokens = policy.sample(PROMPTS, 2, guidance_scale=3.0, generator=torch.Generator().manual_seed(1),
                            decode=False).image_tokens
     prompts = [p for p in PROMPTS for _ in range(2)]
     results, grads = [], []
-    for lean in (False, True):
+    for tiled in (False, True):
         policy.model.zero_grad(set_to_none=True)
         logp, entropy = policy.token_logprobs(prompts, tokens, mode=mode, guidance_scale=3.0, temperature=temperature,
-                                              with_entropy=True, lean=lean)
+                                              with_entropy=True, tiled=tiled)
         (logp * torch.linspace(-1, 1, logp.numel()).view_as(logp)).sum().backward()
         results.append((logp.detach(), entropy))
         grads.append({n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None})

@@ -105,7 +105,7 @@ def test_eight_80gb_gpus_with_everything_present_are_ready(tmp_path):
     report = pf.assess(listed, pf.Facts(gpus=(H100,) * 8, files=files, packages={"deepspeed"}))
     assert report.ok and report.problems == []
     assert report.setup["strategy"] == "zero2" and report.setup["accelerate_config"].endswith("zero2_8gpu.yaml")
-    grpo = estimate("janus-pro-7b", "grpo", num_gpus=8, strategy="zero2", gpu=H100, lean_logprobs=True)
+    grpo = estimate("janus-pro-7b", "grpo", num_gpus=8, strategy="zero2", gpu=H100, tiled_logprobs=True)
     run = report.setup["presets"][0]
     assert run["fits"] and run["peak_gib"] == pytest.approx(grpo["total_gib"])
     assert run["gpu_hours"] == pytest.approx(grpo["step_s"] * 1600 * 8 / 3600)
@@ -149,7 +149,7 @@ def test_gpu_hours_per_chapter_from_the_planned_runs(tmp_path):
     assert rows["05_samples_per_prompt"]["cpu_runs"] == 1 and rows["05_samples_per_prompt"]["gpu_runs"] == 0
     ch3 = rows["03_grpo_vs_dpo"]
     assert (ch3["gpu_runs"], ch3["gpu_evaluations"], ch3["fits"]) == (2, 1, True)
-    steps = sum(estimate("janus-pro-7b", c.algorithm, num_gpus=8, strategy="zero2", gpu=H100, lean_logprobs=True,
+    steps = sum(estimate("janus-pro-7b", c.algorithm, num_gpus=8, strategy="zero2", gpu=H100, tiled_logprobs=True,
                          **({"beta": c.beta} if c.algorithm == "grpo" else {}))["step_s"] * c.max_steps * c.rounds
                 for c in (grpo, dpo)) * 8 / 3600
     assert steps < ch3["gpu_hours"] < steps + 100  # plus one evaluation of 20,212 images

@@ -91,18 +91,18 @@ def test_one_batch_equals_accumulated_micro_batches(base, cls):
 
 @pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
 @pytest.mark.parametrize("mode", ["cond", "cfg"])
-def test_lean_logprobs_train_as_the_plain_path(base, cls, mode):
+def test_tiled_logprobs_train_as_the_plain_path(base, cls, mode):
     """The config switch: the tiled log-prob kernel and the full-logits path give the same step (loss, KL, grads)."""
     results = []
-    for lean in (False, True):
-        trainer = make(tiny(cls, beta=0.1, lean_logprobs=lean, logprob_mode=mode, guidance_scale=3.0), base)
+    for tiled in (False, True):
+        trainer = make(tiny(cls, beta=0.1, tiled_logprobs=tiled, logprob_mode=mode, guidance_scale=3.0), base)
         grads = captured_gradients(trainer)
         if cls is DPOConfig:
             trainer.begin_round(0)
         results.append((trainer.train_step(0, 0), grads[0]))
-    (plain, g0), (lean, g1) = results
+    (plain, g0), (tiled, g1) = results
     for key in ("loss", "kl" if cls is GRPOConfig else "rewards_chosen"):
-        assert lean[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key
+        assert tiled[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key
     for name in g0:
         torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-5 * g0[name].abs().max().item(), msg=name)
 

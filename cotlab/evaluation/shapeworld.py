@@ -9,13 +9,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from cotlab import __version__
-from cotlab.store import code_version as sources_hash
+from cotlab.store import package_version
 from cotlab.world import SuiteReport, aggregate, load_suite, meaning_twins, random_scene, render, score_batch
-
-
-def code_version() -> str:
-    return f"{__version__}+{sources_hash(['cotlab'])[:10]}"
 
 
 @dataclass(frozen=True)
@@ -178,5 +173,5 @@ def evaluate_policy(policy, suite: str, split: str | None = None, *, images_per_
         reports.append(aggregate([p for p, _ in scored], [s for _, s in scored], suite))
     card = EvalCard(policy_name, reward, tier, tuple(int(s) for s in seeds), images_per_prompt, float(guidance_scale),
                     float(temperature), int(top_k), policy.spec.logprob_mode, suite, split, len(prompts),
-                    code_version())
+                    package_version())
     return EvalResult(card, reports, pd.DataFrame(rows))

@@ -256,7 +256,7 @@ def rl_steps(policy: JanusPolicy, algorithm: str, size: str, steps: int, seed: i
     gc.collect()
     return {"algorithm": algorithm, "steps": len(rows), "prompts_per_step": cfg.prompts_per_step,
             "num_generations": cfg.num_generations, "mixed_precision": cfg.mixed_precision,
-            "gradient_checkpointing": cfg.gradient_checkpointing, "lean_logprobs": cfg.lean_logprobs,
+            "gradient_checkpointing": cfg.gradient_checkpointing, "tiled_logprobs": cfg.tiled_logprobs,
             "sample_batch_images": cfg.sample_batch_images, "beta": cfg.beta, "prompt_tokens": prompt_tokens,
             "step_s": wall / len(rows),
             **{f"{phase}_s": sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / len(rows)
@@ -271,7 +271,7 @@ def against_cost_model(measured: dict, model: str, gpu, missing_params: int = 0)
     measured model lacks (held twice when the run keeps a reference)."""
     from cotlab.experiments.plan import estimate
 
-    settings = {k: measured[k] for k in ("prompts_per_step", "num_generations", "prompt_tokens", "lean_logprobs",
+    settings = {k: measured[k] for k in ("prompts_per_step", "num_generations", "prompt_tokens", "tiled_logprobs",
                                          "gradient_checkpointing", "sample_batch_images")}
     if measured["algorithm"] == "grpo":
         settings["beta"] = measured["beta"]

@@ -21,9 +21,9 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
+from cotlab.rewards.learned import FAMILIES
 from cotlab.store import BASE_POLICY_CODE, RL_CODE, RunStore, artifact_key, canonical_config, canonical_json
 
-LEARNED = ("preference", "judge")
 # Rough seconds per node on the 2-core reference machine (one thread), until the executor has timed nodes of a kind.
 COST = {"base_policy": 900.0, "reward_model": 60.0, "rl": 60.0, "evaluation": 15.0}
 
@@ -173,7 +173,7 @@ def _base(graph: Graph, policy: str) -> list[str]:
 
 def _reward(graph: Graph, name: str, options: dict) -> list[str]:
     """The learned reward model `rewards.get(name, **options)` trains (none for the other rewards)."""
-    if name not in LEARNED:
+    if name not in FAMILIES:
         return []
     from cotlab.rewards.learned import config_from_options
 
@@ -238,7 +238,7 @@ def plan(tier: str, chapters) -> Graph:
             models = p["reward_models"] if "reward_models" in p else p["rewards"]
             for m in models:
                 options = {k: v for k, v in m.items() if k != "name"}
-                if m["name"] in LEARNED:
+                if m["name"] in FAMILIES:
                     for seed in p["reward_seeds"]:
                         _reward(graph, m["name"], {**options, **p["reward_training"], "seed": seed})
         if chapter in RL_CHAPTERS:

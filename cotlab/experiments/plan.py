@@ -50,9 +50,9 @@ else 1; s_o = n under ZeRO-2, ZeRO-3 and FSDP (optimizer states and gradients sh
   A = 20 H + 8 I bytes per token (bf16: layer input, normed input, q, k, v, q and k after RoPE, attention output, the
   second norm's input and output, and the MLP's gate, up, silu(gate) and product; SDPA keeps no S x S scores);
   without checkpointing, r S A L;
-  logits = r 576 16384 LOGIT_BYTES when the head's logits are materialised (`lean_logprobs=False`, what
+  logits = r 576 16384 LOGIT_BYTES when the head's logits are materialised (`tiled_logprobs=False`, what
   `JanusPolicy.token_logprobs` does), or three fp32 tiles of `cotlab.kernels.TOKEN_CHUNK` x `VOCAB_CHUNK` when the
-  log-probs are computed tile by tile (`cotlab.kernels.logprobs_from_hidden`, `lean_logprobs=True`);
+  log-probs are computed tile by tile (`cotlab.kernels.logprobs_from_hidden`, `tiled_logprobs=True`);
   under ZeRO-3 / FSDP, the gathered units (1 - 1/n) 2 (P_all - (L - 2) P_layer): everything outside the decoder
   layers (FSDP's root unit when only `LlamaDecoderLayer` is wrapped) and two layers (the current and the prefetched);
 * sampling (per call of b images, 2b rows with CFG): KV cache = 2b x 2 (keys, values) x L x (S + prompt_tokens) x H
@@ -217,7 +217,7 @@ def _choice(kind: str, value: str, known) -> None:
 
 def estimate(model: str = "janus-pro-7b", algorithm: str = "grpo", *, num_gpus: int = 1, strategy: str = "ddp",
              prompts_per_step: int = PAPER["prompts_per_step"], num_generations: int = PAPER["num_generations"],
-             prompt_tokens: int = 120, lean_logprobs: bool = False,
+             prompt_tokens: int = 120, tiled_logprobs: bool = False,
              gradient_checkpointing: bool = PAPER["gradient_checkpointing"], gradient_accumulation_steps: int = 1,
              sample_batch_images: int = RLConfig.sample_batch_images, beta: float | None = None,
              gpu: str | GPUSpec = "h100-80gb", efficiency: float = 0.4, reward_seconds_per_image: float = 0.02) -> dict:
@@ -271,7 +271,7 @@ def estimate(model: str = "janus-pro-7b", algorithm: str = "grpo", *, num_gpus: 
         activations = micro_rows * seq * (2 * h * layers + spec.layer_activation_bytes())
     else:
         activations = micro_rows * seq * spec.layer_activation_bytes() * layers
-    logits = 3 * 4 * TOKEN_CHUNK * VOCAB_CHUNK if lean_logprobs else \
+    logits = 3 * 4 * TOKEN_CHUNK * VOCAB_CHUNK if tiled_logprobs else \
         micro_rows * tokens * spec.codebook_size * LOGIT_BYTES
     update_gather = gathered * 2 * (p_all - (layers - 2) * spec.layer_params)
     batch_rows = 2 * min(sample_batch_images, images)  # CFG: a conditional and an unconditional row per image
@@ -312,7 +312,7 @@ def estimate(model: str = "janus-pro-7b", algorithm: str = "grpo", *, num_gpus: 
 
     return {"model": spec.name, "algorithm": algorithm, "num_gpus": n, "strategy": strategy, "gpu": device.name,
             "prompts_per_step": prompts_per_step, "num_generations": num_generations, "prompt_tokens": prompt_tokens,
-            "lean_logprobs": lean_logprobs, "gradient_checkpointing": gradient_checkpointing,
+            "tiled_logprobs": tiled_logprobs, "gradient_checkpointing": gradient_checkpointing,
             "gradient_accumulation_steps": k, "sample_batch_images": sample_batch_images,
             "weights_gib": weights / GIB, "reference_gib": reference / GIB, "optimizer_gib": optimizer / GIB,
             "gradients_gib": gradients / GIB, "activations_gib": activations / GIB, "logits_gib": logits / GIB,
@@ -355,8 +355,8 @@ def format_plan(df: pd.DataFrame) -> str:
 
 def _alternatives(settings: dict) -> list[list[dict]]:
     """Changes to try, grouped by setup: the same GPUs and strategy, ZeRO-2 and ZeRO-3 on the same GPUs, then on 8
-    GPUs; within a setup, no further change, the lean log-prob path, smaller sampling calls, smaller micro-batches
-    (more accumulation steps), and the lean path with either."""
+    GPUs; within a setup, no further change, the tiled log-prob path, smaller sampling calls, smaller micro-batches
+    (more accumulation steps), and the tiled path with either."""
     n, strategy = settings.get("num_gpus", 1), settings.get("strategy", "ddp")
     sharded = ("zero2", "zero3")  # FSDP's estimate is ZeRO-3's
     setups = [{}] + [{"strategy": s} for s in sharded if n > 1 and s != strategy]
@@ -365,7 +365,7 @@ def _alternatives(settings: dict) -> list[list[dict]]:
     accumulation = settings.get("gradient_accumulation_steps", 1)
     smaller = [{"sample_batch_images": batch >> i} for i in range(1, batch.bit_length())]
     smaller += [{"gradient_accumulation_steps": accumulation << i} for i in range(1, 6)]
-    knobs = [{}, {"lean_logprobs": True}, *smaller, *({"lean_logprobs": True, **k} for k in smaller)]
+    knobs = [{}, {"tiled_logprobs": True}, *smaller, *({"tiled_logprobs": True, **k} for k in smaller)]
     return [[{**setup, **knob} for knob in knobs if setup or knob] for setup in setups]
 
 
@@ -396,7 +396,7 @@ def check_fits(model: str = "janus-pro-7b", algorithm: str = "grpo", **settings)
     fixes = [", ".join(f"{key}={value!r}" for key, value in change.items()) + f" ({other['total_gib']:.1f} GiB)"
              for change, other in suggest(model, algorithm, **settings)]
     advice = ("estimated to fit: " + "; or ".join(fixes)) if fixes else (
-        "nothing tried fits (ZeRO-2/3 on up to 8 GPUs, lean log-probs, smaller sampling calls and micro-batches)")
+        "nothing tried fits (ZeRO-2/3 on up to 8 GPUs, tiled log-probs, smaller sampling calls and micro-batches)")
     warnings.warn(MemoryPlanWarning(
         f"{row['model']} {row['algorithm']} on {row['num_gpus']} x {row['gpu']} with {row['strategy']} needs an "
         f"estimated {row['total_gib']:.1f} GiB per GPU ({row['peak_phase']} phase), "
@@ -445,7 +445,7 @@ def check_config(cfg: RLConfig, *, num_gpus: int = 1, strategy: str = "ddp",
     if model is None:
         return None
     settings = dict(num_gpus=num_gpus, strategy=strategy, gpu=gpu, prompts_per_step=cfg.prompts_per_step,
-                    num_generations=cfg.num_generations, lean_logprobs=cfg.lean_logprobs,
+                    num_generations=cfg.num_generations, tiled_logprobs=cfg.tiled_logprobs,
                     gradient_checkpointing=cfg.gradient_checkpointing,
                     gradient_accumulation_steps=cfg.gradient_accumulation_steps,
                     sample_batch_images=cfg.sample_batch_images)

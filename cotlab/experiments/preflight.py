@@ -163,7 +163,7 @@ class Preflight:
 def _settings(cfg: RLConfig) -> dict:
     """The cost model's settings of a run config (RLConfig's names)."""
     settings = dict(prompts_per_step=cfg.prompts_per_step, num_generations=cfg.num_generations,
-                    lean_logprobs=cfg.lean_logprobs, gradient_checkpointing=cfg.gradient_checkpointing,
+                    tiled_logprobs=cfg.tiled_logprobs, gradient_checkpointing=cfg.gradient_checkpointing,
                     gradient_accumulation_steps=cfg.gradient_accumulation_steps,
                     sample_batch_images=cfg.sample_batch_images)
     return {**settings, "beta": cfg.beta} if cfg.algorithm == "grpo" else settings
@@ -197,7 +197,7 @@ def choose_setup(gpus: Sequence[GPUSpec], runs: Sequence[PlannedRun]) -> tuple[s
 
 def _what_fits(gpus: Sequence[GPUSpec], runs: Sequence[PlannedRun]) -> list[str]:
     """Changes estimated to fit, for every model the runs use and the 1B variant: the same setup with the smaller
-    model, then `plan.suggest`'s (more GPUs, ZeRO-2/3, lean log-probs, smaller batches)."""
+    model, then `plan.suggest`'s (more GPUs, ZeRO-2/3, tiled log-probs, smaller batches)."""
     gpu, n = min(gpus, key=lambda g: g.memory_gib), len(gpus)
     out = []
     for model in dict.fromkeys([*(r.model for r in runs), "janus-pro-1b"]):
@@ -217,7 +217,7 @@ def _what_fits(gpus: Sequence[GPUSpec], runs: Sequence[PlannedRun]) -> list[str]
             changes = ["; ".join(f"{k}={v!r}" for k, v in change.items()) + f" ({row['total_gib']:.1f} GiB)"
                        for change, row in found]
             out.append(f"{model} {algorithm}: " + (" or ".join(changes) if changes else
-                       f"nothing tried fits on {gpu.name} (up to 8 GPUs with ZeRO-2/3, lean log-probs, smaller "
+                       f"nothing tried fits on {gpu.name} (up to 8 GPUs with ZeRO-2/3, tiled log-probs, smaller "
                        f"batches): GPUs with more memory"))
     return out
 

@@ -226,11 +226,11 @@ class JanusPolicy:
 
     def token_logprobs(self, prompts: list[str], image_tokens: torch.Tensor, mode: str | None = None,
                        guidance_scale: float = 5.0, temperature: float = 1.0, scorer=None,
-                       with_entropy: bool = False, lean: bool = False):
+                       with_entropy: bool = False, tiled: bool = False):
         """Teacher-forced log pi(x_t | prompt, x_<t) of `image_tokens` (N, T), one forward pass; differentiable.
         `prompts` has one entry per row. `scorer` replaces the policy's own `TeacherForcedLogits` (a trainer passes
         its distributed wrapper of it, or a frozen reference's). `with_entropy` also returns the per-token entropy
-        H_t = -sum_v pi(v) log pi(v) of the same distribution (detached). `lean` computes them in tiles from the
+        H_t = -sum_v pi(v) log pi(v) of the same distribution (detached). `tiled` computes them in tiles from the
         head's features without holding the (N, T, codebook) logits (`cotlab.kernels`); guidance is applied to the
         features, which is exact because the head's last layer is affine: W(u + w(c - u)) + b = l_u + w(l_c - l_u)."""
         mode = mode or self.spec.logprob_mode
@@ -249,7 +249,7 @@ class JanusPolicy:
             ids, mask = self._with_unconditional(ids, mask)
         rows = torch.cat([image_tokens, image_tokens]) if use_cfg else image_tokens
         temperature = temperature if temperature > 0 else 1.0
-        if lean:
+        if tiled:
             features, weight, bias = (scorer or self.scorer)(ids, mask, rows, features=True)
             if use_cfg:
                 features = guide(features[:n], features[n:], guidance_scale)

@@ -55,7 +55,7 @@ class RLConfig:
     temperature: float = 1.0  # softmax temperature of the sampler and of the log-probs
     top_k: int = 0  # sample among the k likeliest codes; 0 = all
     logprob_mode: str | None = None  # None: the policy's own ("cond" or "cfg")
-    lean_logprobs: bool = True  # log-probs in tiles without the full logits (cotlab.kernels); False: the plain path
+    tiled_logprobs: bool = True  # log-probs in tiles without the full logits (cotlab.kernels); False: the plain path
     sample_batch_images: int = 256  # images per sampler call
     # optimisation
     learning_rate: float = 1e-5  # AdamW step size
@@ -89,7 +89,7 @@ class RLConfig:
         "gradient_accumulation_steps": Rule("int", low=1),
         "guidance_scale": Rule("float", low=1, note=" (1 = no guidance)"),
         "temperature": Rule("float", low=0, low_open=True, note=" for RL sampling"), "top_k": Rule("int", low=0),
-        "logprob_mode": Rule("str", choices=("cond", "cfg"), optional=True), "lean_logprobs": Rule("bool"),
+        "logprob_mode": Rule("str", choices=("cond", "cfg"), optional=True), "tiled_logprobs": Rule("bool"),
         "sample_batch_images": Rule("int", low=1), "learning_rate": Rule("float", low=0),
         "weight_decay": Rule("float", low=0), "adam_beta1": Rule("float", low=0, high=1, high_open=True),
         "adam_beta2": Rule("float", low=0, high=1, high_open=True),
@@ -248,7 +248,7 @@ def _janus_pro(checkpoint: str) -> dict:
     lr 1e-5."""
     return {"shared": dict(policy=checkpoint, prompts="t2i-compbench", num_generations=4, learning_rate=1e-6,
                            guidance_scale=5.0, temperature=1.0, mixed_precision="bf16", gradient_checkpointing=True,
-                           lean_logprobs=True, max_steps=1600, prompts_per_step=8, trainable=("model.language_model",)),
+                           tiled_logprobs=True, max_steps=1600, prompts_per_step=8, trainable=("model.language_model",)),
             "grpo": dict(beta=0.01, num_iterations=1), "dpo": dict(beta=0.1, learning_rate=1e-5)}
 
 

@@ -247,7 +247,7 @@ class Trainer:
         scorer = self.reference if reference else self.scorer
         with self.accelerator.autocast():
             return self.policy.token_logprobs(prompts, tokens, cfg.logprob_mode, cfg.guidance_scale, cfg.temperature,
-                                              scorer=scorer, with_entropy=with_entropy, lean=cfg.lean_logprobs)
+                                              scorer=scorer, with_entropy=with_entropy, tiled=cfg.tiled_logprobs)
 
     @torch.no_grad()
     def reference_logprobs(self, prompts: list[str], tokens: torch.Tensor) -> torch.Tensor:
@@ -272,7 +272,7 @@ class Trainer:
             roll = self.policy.sample(self.probe_set, 1, guidance_scale=cfg.guidance_scale,
                                       temperature=cfg.temperature, top_k=cfg.top_k, logprob_mode="cfg", row_seeds=seeds)
             base = self.policy.token_logprobs(self.probe_set, roll.image_tokens, "cfg", cfg.guidance_scale,
-                                              cfg.temperature, scorer=self.probe_base, lean=cfg.lean_logprobs)
+                                              cfg.temperature, scorer=self.probe_base, tiled=cfg.tiled_logprobs)
         model.train(was_training)
         rewards = checked_rewards(self.reward_model, self.probe_set, roll.images)
         return {"probe_reward_mean": rewards.mean().item(),
