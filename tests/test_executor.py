@@ -41,11 +41,14 @@ def test_the_plan_holds_each_chapters_runs_once_with_their_dependencies():
         if n.kind == "evaluation" and "config" in n.kwargs:
             [run] = n.deps
             assert graph.nodes[run].kwargs["config"] == n.kwargs["config"]
-    # chapter 2's seed-0 reward models and the ones RL trains with (seed left at its default) are one node each
+    # chapter 2's reward models and the ones RL trains with are one node each; an RL run of seed s trains with the
+    # reward model of seed s (the seed its Best-of-N uses too)
     rewards = [n for n in nodes if n.kind == "reward_model"]
     assert len({n.id for n in rewards}) == len(rewards)
-    ids = [d for n in nodes if n.kind == "rl" for d in n.deps if d.startswith("reward_model/")]
-    assert set(ids) <= {n.id for n in rewards if n.kwargs["options"]["seed"] == 0}
+    seed_of = {n.id: n.kwargs["options"]["seed"] for n in rewards}
+    pairs = [(n.kwargs["config"]["seed"], seed_of[d]) for n in nodes if n.kind == "rl" for d in n.deps
+             if d.startswith("reward_model/")]
+    assert pairs and all(rl_seed == reward_seed for rl_seed, reward_seed in pairs)
     assert Graph.from_json(graph.to_json()).nodes == graph.nodes
 
 

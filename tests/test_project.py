@@ -17,8 +17,9 @@ import yaml
 
 from cotlab import __version__, cli
 from cotlab.experiments.reproduce import (CHAPTERS, DEPENDS, ReproduceError, book_timings, chapter_stamp, record_timing,
+                                         stage_sources,
                                          reproduce)
-from cotlab.experiments.tiers import PRESETS, TIERS, notebook_parameters
+from cotlab.experiments.tiers import APPENDIX, PRESETS, TIERS, notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -155,19 +156,22 @@ def _toc_files(node) -> list[str]:
     return files
 
 
-def test_toc_matches_chapters_and_notebooks():
-    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+def test_the_written_toc_lists_the_registered_chapters_and_every_notebook(tmp_path):
+    stage_sources(ROOT, tmp_path)
+    toc = yaml.safe_load((tmp_path / "book" / "_toc.yml").read_text())
     assert toc["format"] == "jb-book"
     files = _toc_files(toc)
     for entry in files:
         candidates = [ROOT / f"{entry}{suffix}" for suffix in ("", ".md", ".ipynb")]
         assert any(c.is_file() for c in candidates), f"_toc.yml lists {entry}, which is not a file"
     toc_notebooks = [Path(f).name for f in files if f.startswith("notebooks/")]
-    assert toc_notebooks == CHAPTERS, f"toc chapters {toc_notebooks} != CHAPTERS {CHAPTERS} (same order)"
+    assert toc_notebooks == CHAPTERS == list(PRESETS), f"toc chapters {toc_notebooks} != CHAPTERS {CHAPTERS}"
     assert {p.stem for p in NOTEBOOKS} == set(CHAPTERS), (
-        f"notebooks/ holds {[p.stem for p in NOTEBOOKS]}, CHAPTERS lists {CHAPTERS}"
+        f"notebooks/ holds {[p.stem for p in NOTEBOOKS]}, the registry (tiers.PRESETS) lists {CHAPTERS}"
     )
-    assert set(PRESETS) == set(CHAPTERS), f"presets for {sorted(PRESETS)}, chapters {CHAPTERS}"
+    (appendix,) = [part for part in toc["parts"] if part["caption"] == "Appendix"]
+    assert [Path(c["file"]).name for c in appendix["chapters"]] == list(APPENDIX)
+    assert not (ROOT / "book" / "_toc.yml").exists(), "the table of contents is written from the registry, not kept"
 
 
 def test_chapter_stamps_change_with_the_chapter_and_what_it_depends_on(tmp_path):

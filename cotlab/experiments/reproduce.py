@@ -3,7 +3,8 @@
 Steps, all under ``build_dir`` (``_build/`` by default), once :func:`check_root` found the book's sources under the
 root (nothing is created otherwise):
 
-1. stage the book's sources in ``book_src/``: ``_config.yml`` and ``book/`` (pages and ``_toc.yml``), copied fresh;
+1. stage the book's sources in ``book_src/``: ``_config.yml`` and ``book/`` (its pages) copied fresh, and the table of
+   contents ``book/_toc.yml`` written from :data:`CHAPTERS` (:func:`table_of_contents`);
 2. execute each notebook of :data:`CHAPTERS`, in order, with papermill (kernel ``python3``, cwd = the repository root)
    from ``notebooks/<chapter>.ipynb`` to ``book_src/notebooks/<chapter>.ipynb``; each is written under a temporary
    name and renamed on success, so a half-executed notebook never takes a chapter's place (a failed one is kept in
@@ -24,46 +25,14 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cotlab.experiments.tiers import check_tier, notebook_parameters
+from cotlab.experiments.tiers import APPENDIX, DEPENDS, PRESETS, check_tier, notebook_parameters
 from cotlab.store import BASE_POLICY_CODE, RunStore, artifact_key, atomic_write_json
 
-#: The book's chapters, in order: stems of ``notebooks/*.ipynb`` (each is also listed in ``book/_toc.yml``). The order
-#: is this list's, not the stems': a chapter added later keeps its number and goes where it is read, e.g. the domain
-#: gap (11) before the findings (9), which carry its verdicts (renumbering would move every chapter's stamp and link).
-CHAPTERS: list[str] = [
-    "00_shapeworld",
-    "01_base_model",
-    "02_reward_models",
-    "03_grpo_vs_dpo",
-    "04_reward_to_rl",
-    "05_samples_per_prompt",
-    "06_data_scaling",
-    "07_iterative",
-    "08_paper_scale",
-    "11_domain_gap",
-    "09_findings",
-    "10_benchmarks",
-]
-
-#: What each chapter reads from earlier ones (base model, reward models): a change upstream reruns it.
-DEPENDS: dict[str, list[str]] = {
-    "00_shapeworld": [],
-    "01_base_model": [],
-    "02_reward_models": ["01_base_model"],
-    "03_grpo_vs_dpo": ["01_base_model", "02_reward_models"],
-    "04_reward_to_rl": ["02_reward_models", "03_grpo_vs_dpo"],
-    "05_samples_per_prompt": ["01_base_model"],
-    "06_data_scaling": ["01_base_model"],
-    "07_iterative": ["01_base_model"],
-    "08_paper_scale": [],
-    "11_domain_gap": ["01_base_model"],
-    "09_findings": ["03_grpo_vs_dpo", "04_reward_to_rl", "05_samples_per_prompt", "06_data_scaling",
-                    "07_iterative", "11_domain_gap"],
-    # the appendix reports every chapter's execution time (TIMINGS_FILE)
-    "10_benchmarks": ["00_shapeworld", "01_base_model", "02_reward_models", "03_grpo_vs_dpo", "04_reward_to_rl",
-                      "05_samples_per_prompt", "06_data_scaling", "07_iterative", "08_paper_scale",
-                      "11_domain_gap", "09_findings"],
-}
+#: The book's chapters in reading order: stems of ``notebooks/*.ipynb``, registered with their parameters in
+#: `cotlab.experiments.tiers` (``PRESETS``, ``DEPENDS``, ``APPENDIX``). A chapter added later keeps its number and goes
+#: where it is read, e.g. the domain gap (11) before the findings (9), which carry its verdicts (renumbering would move
+#: every chapter's stamp and link).
+CHAPTERS: list[str] = list(PRESETS)
 
 #: Under the build directory: each chapter's last execution time per tier, written as the pipeline goes.
 TIMINGS_FILE = "timings.json"
@@ -129,13 +98,29 @@ def check_root(root: Path) -> Path:
     return root
 
 
+def table_of_contents() -> str:
+    """The book's ``_toc.yml`` (Jupyter Book 1.x, sphinx-external-toc; paths relative to the staged root): the
+    introduction, the method page, then :data:`CHAPTERS` in order, those in ``tiers.APPENDIX`` under "Appendix"."""
+    def entries(chapters):
+        return "".join(f"      - file: notebooks/{chapter}\n" for chapter in chapters)
+
+    return ("# Written by cotlab.experiments.reproduce.table_of_contents from the chapter registry "
+            "(cotlab/experiments/tiers.py).\n"
+            "format: jb-book\nroot: book/intro\nparts:\n"
+            "  - caption: Method\n    chapters:\n      - file: book/method\n"
+            "  - caption: Experiments\n    chapters:\n" + entries(c for c in CHAPTERS if c not in APPENDIX) +
+            "  - caption: Appendix\n    chapters:\n" + entries(c for c in CHAPTERS if c in APPENDIX))
+
+
 def stage_sources(root: Path, book_src: Path) -> None:
-    """Copy ``_config.yml`` and ``book/`` from ``root`` into ``book_src`` (replacing earlier copies)."""
+    """Copy ``_config.yml`` and ``book/`` from ``root`` into ``book_src`` (replacing earlier copies) and write the table
+    of contents there."""
     book_src.mkdir(parents=True, exist_ok=True)
     shutil.copy2(root / "_config.yml", book_src / "_config.yml")
     if (book_src / "book").exists():
         shutil.rmtree(book_src / "book")
     shutil.copytree(root / "book", book_src / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
+    (book_src / "book" / "_toc.yml").write_text(table_of_contents())
     (book_src / "notebooks").mkdir(exist_ok=True)
     # Executed notebooks of chapters that no longer exist would otherwise linger.
     for stale in (book_src / "notebooks").glob("*.ipynb"):

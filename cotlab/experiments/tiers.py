@@ -7,9 +7,12 @@
   under every reward model. Hours of CPU: run it with ``--workers`` on many cores or ``--executor ray``.
 - ``paper``: GPUs and real models.
 
-``PRESETS[notebook][tier]`` is the full set of parameters papermill injects into ``notebooks/<notebook>.ipynb``: its
-keys equal the names assigned in the notebook's ``parameters`` cell (tests/test_project.py checks it), so a preset can
-neither miss a parameter nor invent one.
+The chapter registry: ``PRESETS[notebook][tier]`` is the full set of parameters papermill injects into
+``notebooks/<notebook>.ipynb`` (its keys equal the names assigned in the notebook's ``parameters`` cell:
+tests/test_project.py checks it, so a preset can neither miss a parameter nor invent one); the order of ``PRESETS`` is
+the book's reading order; ``DEPENDS`` says what each chapter reads from earlier ones and ``APPENDIX`` which chapters
+close the book. `cotlab.experiments.reproduce` executes the chapters in that order and writes the book's table of
+contents from it, so adding a chapter is its notebook plus its entries here.
 """
 
 from __future__ import annotations
@@ -184,6 +187,27 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 for _chapter in ("00_shapeworld", "01_base_model", "02_reward_models"):
     PRESETS[_chapter] = {tier: copy.deepcopy(PRESETS[_chapter]["default" if tier == "full" else tier])
                          for tier in TIERS}
+
+
+#: What each chapter reads from earlier ones (base model, reward models, runs): a change upstream reruns it. The
+#: appendix reports every chapter's execution time, so it follows all of them.
+DEPENDS: dict[str, list[str]] = {
+    "00_shapeworld": [],
+    "01_base_model": [],
+    "02_reward_models": ["01_base_model"],
+    "03_grpo_vs_dpo": ["01_base_model", "02_reward_models"],
+    "04_reward_to_rl": ["02_reward_models", "03_grpo_vs_dpo"],
+    "05_samples_per_prompt": ["01_base_model"],
+    "06_data_scaling": ["01_base_model"],
+    "07_iterative": ["01_base_model"],
+    "08_paper_scale": [],
+    "11_domain_gap": ["01_base_model"],
+    "09_findings": ["03_grpo_vs_dpo", "04_reward_to_rl", "05_samples_per_prompt", "06_data_scaling",
+                    "07_iterative", "11_domain_gap"],
+    "10_benchmarks": [chapter for chapter in PRESETS if chapter != "10_benchmarks"],
+}
+#: The chapters in the book's Appendix part (the others are its Experiments).
+APPENDIX: tuple[str, ...] = ("10_benchmarks",)
 
 
 def check_tier(tier: str) -> str:
