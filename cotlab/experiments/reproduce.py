@@ -100,14 +100,14 @@ def check_root(root: Path) -> Path:
 
 def table_of_contents() -> str:
     """The book's ``_toc.yml`` (Jupyter Book 1.x, sphinx-external-toc; paths relative to the staged root): the
-    introduction, the method page, then :data:`CHAPTERS` in order, those in ``tiers.APPENDIX`` under "Appendix"."""
+    introduction, the method page and the metrics glossary, then :data:`CHAPTERS` in order, those in ``tiers.APPENDIX`` under "Appendix"."""
     def entries(chapters):
         return "".join(f"      - file: notebooks/{chapter}\n" for chapter in chapters)
 
     return ("# Written by cotlab.experiments.reproduce.table_of_contents from the chapter registry "
             "(cotlab/experiments/tiers.py).\n"
             "format: jb-book\nroot: book/intro\nparts:\n"
-            "  - caption: Method\n    chapters:\n      - file: book/method\n"
+            "  - caption: Method\n    chapters:\n      - file: book/method\n      - file: book/glossary\n"
             "  - caption: Experiments\n    chapters:\n" + entries(c for c in CHAPTERS if c not in APPENDIX) +
             "  - caption: Appendix\n    chapters:\n" + entries(c for c in CHAPTERS if c in APPENDIX))
 
