@@ -658,3 +658,62 @@ def format_logprobs(result: dict) -> str:
                   f"its time): {'met' if result['goal_met'] else 'not met'} "
                   f"(1-min load average {_load(result['loadavg_1min'])})"]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- results as tables (the benchmarks appendix)
+
+
+def sampler_table(results: Sequence[dict]):
+    """`bench_sampler` results as a table, one row each: model, rows (CFG doubles the prompts' rows), image tokens,
+    both throughputs, their ratio at the median times and the paired ratio."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "model": r["model"], "rows (CFG doubles them)": r["rows"] * 2, "image tokens": r["image_tokens"],
+        "ours (tokens/s)": r["ours"]["tokens_per_s"], "generate (tokens/s)": r["generate"]["tokens_per_s"],
+        "ours / generate": r["ratio"], "paired ratio (median over repeats)": r["ratio_paired"]} for r in results])
+
+
+def logprob_table(results: Sequence[dict]):
+    """`bench_logprobs` results as a table, one row per result and method of `LOGPROB_METHODS`: hidden size, head,
+    method, median seconds, peak MiB, time and memory against plain (and memory without the gradients every method
+    holds), and the largest difference from plain's log-probs in units of 1e-6."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "hidden size": r["hidden_size"], "head": "trained" if r["trained_head"] else "frozen", "method": m,
+        "median s": r[m]["median_s"], "peak MiB": r[m]["peak_bytes"] / 2**20, "time / plain": r[m]["time_ratio"],
+        "memory / plain": r[m]["memory_ratio"],
+        "memory / plain without gradients": r[m]["memory_ratio_without_gradients"],
+        "max |diff| vs plain (1e-6)": r[m]["max_abs_diff_vs_plain"] * 1e6}
+        for r in results for m in LOGPROB_METHODS])
+
+
+STEP_VARIANTS = (("grpo", "GRPO"), ("dpo", "DPO"), ("grpo_plain", "GRPO, full logits"),
+                 ("dpo_plain", "DPO, full logits"))
+
+
+def step_table(result: dict):
+    """A `bench_rl_step` result as seconds per step, one row per variant it ran (GRPO, DPO and, when it compared the
+    plain log-prob path, their full-logits runs): the phases of `STEP_PHASES`, the total and the images per step."""
+    import pandas as pd
+
+    return pd.DataFrame({name: {**{p: result[key][p] for p in (*STEP_PHASES, "total")},
+                                "images": result[key]["images_per_step"]}
+                         for key, name in STEP_VARIANTS if key in result}).T.rename_axis("seconds per step")
+
+
+def matmul_table(result: dict):
+    """The matrix products of a `bench_rl_step` result's profiled GRPO and DPO steps, one column each: their share of
+    the step, their rate, that rate as a fraction of the machine's measured throughput, the GFLOP per step, the
+    seconds they would take at that throughput, and the step's seconds over those."""
+    import pandas as pd
+
+    return pd.DataFrame({name: {
+        "share of the step in matrix products": result[key]["matmul_share"],
+        "their rate (GFLOP/s)": result[key]["matmul_gflops"],
+        "fraction of the measured throughput": result[key]["matmul_peak_fraction"],
+        "GFLOP per step": result[key]["matmul_flops"] / 1e9,
+        "seconds at the measured throughput": result[key]["seconds_at_matmul_peak"],
+        "step seconds / that": result[key]["total"] / result[key]["seconds_at_matmul_peak"]}
+        for key, name in STEP_VARIANTS[:2]})

@@ -91,6 +91,13 @@ def write_jsonl(path: str | Path, records: Sequence[dict[str, Any]], *, append: 
         f.flush()
 
 
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (`write_jsonl`'s, e.g. a run's metrics.jsonl), in order; blank lines are
+    skipped."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 # ---------------------------------------------------------------- keys
 
 

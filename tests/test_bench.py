@@ -6,7 +6,8 @@ import math
 import pytest
 
 from cotlab import cli
-from cotlab.bench import bench_sampler, format_sampler, interleaved
+from cotlab.bench import (LOGPROB_METHODS, STEP_PHASES, bench_sampler, format_sampler, interleaved, logprob_table,
+                          matmul_table, sampler_table, step_table)
 
 
 def test_bench_sampler_reports_both_throughputs():
@@ -98,3 +99,34 @@ def test_interleaved_rotates_the_order_and_times_only_the_repeats():
     assert kept == [(name, name.upper()) for name in calls]  # warmup included
     assert {name: len(seconds) for name, seconds in times.items()} == {"a": 2, "b": 2, "c": 2}
     assert all(t >= 0 for seconds in times.values() for t in seconds)
+
+
+def test_sampler_and_logprob_tables_put_one_result_or_method_a_row():
+    sampler = {"model": "shapeworld default", "rows": 64, "image_tokens": 64, "ours": {"tokens_per_s": 3000.0},
+               "generate": {"tokens_per_s": 1000.0}, "ratio": 3.0, "ratio_paired": 2.9}
+    table = sampler_table([sampler, {**sampler, "model": "janus-pro-shaped", "rows": 2}])
+    assert table["model"].tolist() == ["shapeworld default", "janus-pro-shaped"]
+    assert table["rows (CFG doubles them)"].tolist() == [128, 4] and table["ours / generate"].tolist() == [3.0, 3.0]
+    method = {"median_s": 0.5, "peak_bytes": 3 * 2**20, "time_ratio": 1.1, "memory_ratio": 0.2,
+              "memory_ratio_without_gradients": 0.1, "max_abs_diff_vs_plain": 2e-7}
+    result = {"hidden_size": 64, "trained_head": False, **{m: method for m in LOGPROB_METHODS}}
+    table = logprob_table([result, {**result, "hidden_size": 2048, "trained_head": True}])
+    assert len(table) == 2 * len(LOGPROB_METHODS) and table["method"].tolist()[:3] == list(LOGPROB_METHODS)
+    assert table["head"].tolist() == ["frozen"] * 3 + ["trained"] * 3
+    assert table["peak MiB"].iloc[0] == 3.0 and table["max |diff| vs plain (1e-6)"].iloc[0] == pytest.approx(0.2)
+
+
+def test_step_and_matmul_tables_read_a_bench_step_result():
+    def run(total):
+        return {**{p: total / 4 for p in STEP_PHASES}, "total": total, "images_per_step": 32.0, "matmul_share": 0.25,
+                "matmul_gflops": 10.0, "matmul_peak_fraction": 0.1, "matmul_flops": 4e9, "seconds_at_matmul_peak": 0.4}
+    result = {"grpo": run(2.0), "dpo": run(1.0), "grpo_plain": run(3.0), "dpo_plain": run(1.5)}
+    steps = step_table(result)
+    assert steps.index.tolist() == ["GRPO", "DPO", "GRPO, full logits", "DPO, full logits"]
+    assert steps.index.name == "seconds per step" and list(steps.columns) == [*STEP_PHASES, "total", "images"]
+    assert steps.loc["DPO, full logits", "total"] == 1.5 and steps.loc["GRPO", "update"] == 0.5
+    assert step_table({"grpo": run(2.0), "dpo": run(1.0)}).index.tolist() == ["GRPO", "DPO"]  # no plain runs
+    matmul = matmul_table(result)
+    assert list(matmul.columns) == ["GRPO", "DPO"]
+    assert matmul.loc["GFLOP per step", "GRPO"] == 4.0 and matmul.loc["step seconds / that", "GRPO"] == 5.0
+    assert matmul.loc["step seconds / that", "DPO"] == 2.5

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cotlab.evaluation import evaluate_policy, mean_ci
+from cotlab.evaluation import evaluate_policy, guidance_sweep, mean_ci
 from cotlab.policy import build_shapeworld_policy
 
 
@@ -69,3 +69,17 @@ def test_image_bootstrap_se_matches_the_standard_error_of_a_mean():
     assert both == pytest.approx(expected, rel=0.06)
     assert image_bootstrap_se(np.ones(50)) == 0.0
     assert image_bootstrap_se(x, seed=3) == image_bootstrap_se(x, seed=3)
+
+
+def test_guidance_sweep_gives_each_weight_suite_and_seed_the_overall_of_evaluate_policy():
+    policy = build_shapeworld_policy("tiny", seed=0)
+    options = {"images_per_prompt": 1, "prompts_per_category": 1, "temperature": 1.0}
+    sweep = guidance_sweep(policy, [1.0, 3.0], seeds=(0, 1), **options)
+    assert list(sweep.columns) == ["CFG weight", "suite", "seed", "overall"]
+    assert list(zip(sweep["CFG weight"], sweep["suite"], sweep["seed"])) == [
+        (w, s, seed) for w in (1.0, 3.0) for s in ("compbench", "geneval") for seed in (0, 1)]
+    for suite, split in (("compbench", "val"), ("geneval", None)):
+        direct = evaluate_policy(policy, suite, split, guidance_scale=3.0, seeds=(0, 1), progress=False, **options)
+        got = sweep[(sweep["CFG weight"] == 3.0) & (sweep["suite"] == suite)]["overall"].tolist()
+        assert got == pytest.approx([r.overall for r in direct.reports])
+    assert sweep["overall"].between(0, 1).all()

@@ -4,6 +4,7 @@ study graph's plan of the domain-gap chapter (cotlab.experiments.graph)."""
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
@@ -15,7 +16,8 @@ from transformers import JanusConfig, JanusForConditionalGeneration
 from cotlab import cli
 from cotlab.experiments import plan
 from cotlab.experiments.plan import (GIB, GPUS, MODELS, STRATEGIES, GPUSpec, MemoryPlanWarning, check_config,
-                                     check_fits, estimate, format_plan, model_spec, plan_table, policy_model)
+                                     check_fits, estimate, fit_summary, format_plan, model_spec, plan_table,
+                                     policy_model)
 from cotlab.training.config import RLConfig, preset
 
 ACCELERATE = Path(__file__).resolve().parents[1] / "cotlab" / "training" / "accelerate"
@@ -213,6 +215,27 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="efficiency"):
         estimate(efficiency=0)
     assert model_spec("deepseek-community/Janus-Pro-7B") is MODELS["janus-pro-7b"]
+
+
+def test_fit_summary_says_per_model_where_each_algorithm_fits():
+    def row(model, algorithm, n, strategy, peak):
+        return {"model": model, "algorithm": algorithm, "num_gpus": n, "strategy": strategy, "gpu": "h100-80gb",
+                "total_gib": peak, "usable_gib": 70.0, "fits": peak <= 70.0}
+    table = pd.DataFrame([row("big", "grpo", 1, "ddp", 140.0), row("big", "dpo", 1, "ddp", 120.0),
+                          row("big", "grpo", 8, "zero2", 41.0), row("big", "dpo", 8, "zero2", 40.0),
+                          row("big", "grpo", 8, "fsdp", 29.0), row("big", "dpo", 8, "fsdp", 28.0),
+                          row("mid", "grpo", 1, "ddp", 75.0), row("mid", "dpo", 1, "ddp", 65.0)])
+    assert fit_summary(table) == [
+        "* **big** (h100-80gb, 70.0 GiB usable per GPU): neither algorithm fits on 1 GPU with DDP (peak 140.0 GiB); "
+        "both algorithms fit on 8 GPUs with ZeRO-2 (peak 41.0 GiB) and 8 GPUs with FSDP (peak 29.0 GiB).",
+        "* **mid** (h100-80gb, 70.0 GiB usable per GPU): only DPO fits on 1 GPU with DDP (peak 75.0 GiB)."]
+    one = fit_summary(table[table["algorithm"] == "grpo"].head(2))
+    assert one == ["* **big** (h100-80gb, 70.0 GiB usable per GPU): GRPO does not fit on 1 GPU with DDP (peak 140.0 "
+                   "GiB); GRPO fits on 8 GPUs with ZeRO-2 (peak 41.0 GiB)."]
+    # On the real cost model: Janus-Pro-7B fits no single 80 GB GPU, and fits 8 with ZeRO-2.
+    real = {line.split("**")[1]: line for line in fit_summary(plan_table(gpu="h100-80gb"))}
+    assert "neither algorithm fits on 1 GPU with DDP" in real["janus-pro-7b"]
+    assert "both algorithms fit on 8 GPUs with ZeRO-2" in real["janus-pro-7b"]
 
 
 def test_format_plan():

@@ -4,7 +4,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cotlab.experiments.rl import summarize_runs
+from cotlab.experiments import rl
+from cotlab.experiments.rl import gap_lines, policy_samples, run_metrics, summarize_runs, training_curves
+from cotlab.store import write_jsonl
 
 BASE = {"compbench": 0.30, "geneval": 0.20}
 VALUES = {("grpo", "compbench"): [0.50, 0.54, 0.58], ("grpo", "geneval"): [0.25, 0.25, 0.25],
@@ -59,3 +61,71 @@ def test_summarize_runs_groups_by_a_swept_column_and_gives_its_values_back_as_gi
     rows = summary.set_index(["G", "algorithm"])
     assert rows.loc[(2, "dpo"), "ID"] == pytest.approx(0.42) and rows.loc[(8, "dpo"), "ID"] == pytest.approx(0.52)
     assert rows.loc[(8, "grpo"), "OOD gain"] == pytest.approx(0.25 + 0.1 - BASE["geneval"])
+
+
+def test_gap_lines_name_each_row_its_gap_and_who_is_ahead():
+    gaps = pd.DataFrame([
+        {"reward": "metric", "suite": "ID", "GRPO - DPO": -0.0512, "±95%": 0.0101, "ahead": "DPO"},
+        {"reward": "judge[id]", "suite": "OOD", "GRPO - DPO": 0.004, "±95%": 0.02, "ahead": "neither"}])
+    assert gap_lines(gaps) == [
+        "* **metric**, ID: GRPO - DPO = -0.051 ± 0.010 (**DPO** ahead)",
+        "* **judge[id]**, OOD: GRPO - DPO = +0.004 ± 0.020 (interval includes 0: no clear winner)"]
+    assert gap_lines(gaps.rename(columns={"reward": "G"}).assign(G=[2, 8]))[1].startswith("* **8**, OOD:")
+
+
+def test_run_metrics_label_every_step_and_keep_or_rename_columns(tmp_path):
+    write_jsonl(tmp_path / "a" / "metrics.jsonl", [{"step": 1, "loss": 0.5, "reward_mean": 0.1},
+                                                  {"step": 2, "loss": 0.4, "reward_mean": 0.3}])
+    write_jsonl(tmp_path / "b" / "metrics.jsonl", [{"step": 1, "loss": 0.9}])
+    runs = [({"algorithm": "grpo", "seed": 0}, tmp_path / "a"), ({"algorithm": "dpo", "seed": 1}, tmp_path / "b")]
+    every = run_metrics(runs)
+    assert list(every.columns) == ["algorithm", "seed", "step", "loss", "reward_mean"]
+    assert every["algorithm"].tolist() == ["grpo", "grpo", "dpo"] and every["step"].tolist() == [1, 2, 1]
+    assert np.isnan(every["reward_mean"].iloc[2])  # not logged by that run
+    kept = run_metrics(runs, ("step", "reward_mean"))
+    assert list(kept.columns) == ["algorithm", "seed", "step", "reward_mean"]
+    renamed = run_metrics(runs[:1], {"reward_mean": "training reward"})
+    assert renamed.to_dict("records") == [{"algorithm": "grpo", "seed": 0, "training reward": 0.1},
+                                          {"algorithm": "grpo", "seed": 0, "training reward": 0.3}]
+
+
+def test_training_curves_read_each_cached_run_under_its_reward_arm_and_seed(tmp_path, monkeypatch):
+    from cotlab.training import preset
+
+    configs = [preset("smoke", "grpo", seed=0), preset("smoke", "dpo", seed=1, reward="judge")]
+    for cfg in configs:
+        write_jsonl(tmp_path / cfg.algorithm / "metrics.jsonl",
+                    [{"step": s, "loss": 1.0 / s, "reward_mean": 0.1 * s, "grad_norm": 9.0} for s in (1, 2)])
+    monkeypatch.setattr(rl, "rl_run", lambda cfg, store=None, progress=True: tmp_path / cfg.algorithm)
+    curves = training_curves(configs)
+    assert list(curves.columns) == ["reward", "algorithm", "seed", "step", "training reward", "loss"]
+    assert rl.reward_label(configs[1]).startswith("judge[")
+    assert curves[["reward", "algorithm", "seed"]].drop_duplicates().values.tolist() == [
+        ["metric", "grpo", 0], [rl.reward_label(configs[1]), "dpo", 1]]
+    assert curves["training reward"].tolist() == pytest.approx([0.1, 0.2, 0.1, 0.2])
+
+
+def test_policy_samples_draw_the_base_and_each_run_at_one_seed_titled_by_the_exact_scorer(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from cotlab import world as w
+    from tiny import tiny_policy
+
+    for name, seed in (("base", 0), ("grpo", 1), ("dpo", 2)):
+        tiny_policy(seed).save_pretrained(tmp_path / name / "policy")
+    runs = {arm: SimpleNamespace(policy=str(tmp_path / "base" / "policy"), guidance_scale=2.0, arm=arm)
+            for arm in ("grpo", "dpo")}
+    monkeypatch.setattr(rl, "rl_run", lambda cfg, store=None, progress=True: tmp_path / cfg.arm)
+    prompts = w.load_suite("geneval")[:3]
+    images, titles = policy_samples(runs, prompts, seed=5)
+    assert len(images) == len(titles) == 9
+    assert [t.split(":")[0] for t in titles] == ["base"] * 3 + ["grpo"] * 3 + ["dpo"] * 3
+    direct = tiny_policy(1).sample([p.text for p in prompts], 1, guidance_scale=2.0,
+                                   generator=torch.Generator().manual_seed(5)).images
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images[3:6], direct))
+    verdicts = w.score_batch(prompts, direct)
+    assert titles[3:6] == [f"grpo: {p.text} ({'ok' if s.correct else 'wrong'})" for p, s in zip(prompts, verdicts)]
+    with pytest.raises(ValueError, match="at least one run"):
+        policy_samples({}, prompts)

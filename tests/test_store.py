@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cotlab.store import (CorruptRunError, CorruptRunWarning, RunStore, artifact_key, atomic_write_json, code_version,
-                          write_jsonl)
+                          read_jsonl, write_jsonl)
 
 CODE = ["cotlab.store"]
 
@@ -210,6 +210,16 @@ def test_write_jsonl_writes_one_object_per_line(tmp_path):
     assert [json.loads(line) for line in f.read_text().splitlines()] == [{"step": 1, "loss": 0.5}, {"step": 3}]
     write_jsonl(f, [{"step": 4}])  # without append: the file is replaced
     assert f.read_text() == '{"step": 4}\n'
+
+
+def test_read_jsonl_gives_back_what_write_jsonl_wrote_in_order(tmp_path):
+    f = tmp_path / "metrics.jsonl"
+    records = [{"step": 1, "loss": 0.5}, {"step": 2, "loss": None, "tags": ["a"]}]
+    write_jsonl(f, records)
+    assert read_jsonl(f) == records
+    f.write_text(f.read_text() + "\n")  # a trailing blank line is no record
+    write_jsonl(f, [{"step": 3}], append=True)
+    assert [r["step"] for r in read_jsonl(f)] == [1, 2, 3]
 
 
 def test_cotlab_runs_env_var_is_respected(tmp_path, monkeypatch):

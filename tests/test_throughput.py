@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cotlab.experiments.throughput import PHASES, bench_throughput, format_throughput
+from cotlab.experiments.throughput import PHASES, bench_throughput, format_throughput, throughput_table
 
 
 @pytest.mark.slow
@@ -23,3 +23,15 @@ def test_both_ways_run_the_batch_and_report_runs_per_hour(tmp_path, monkeypatch)
     text = format_throughput(result)
     assert "speedup" in text.splitlines()[-1] and "2 workers x 1 thread" in text
     json.dumps(result)
+
+
+def test_throughput_table_gives_each_way_its_seconds_rate_and_mean_phase_seconds():
+    def way(seconds, evaluation):
+        per_run = [{**{p: 1.0 for p in PHASES}, "evaluation": evaluation},
+                   {**{p: 3.0 for p in PHASES}, "evaluation": evaluation + 2}]
+        return {"seconds": seconds, "runs_per_hour": 2 / seconds * 3600, "per_run": per_run}
+    table = throughput_table({"runs": 2, "sequential": way(100.0, 10.0), "executor": way(50.0, 4.0)})
+    assert table.index.tolist() == ["sequential", "executor"]
+    assert list(table.columns) == ["seconds", "runs per hour", *PHASES, "evaluation"]
+    assert table.loc["executor", "runs per hour"] == 144.0 and table.loc["sequential", "update"] == 2.0
+    assert table.loc["sequential", "evaluation"] == 11.0 and table.loc["executor", "evaluation"] == 5.0

@@ -204,3 +204,32 @@ def test_score_batch_checks_lengths_and_load_suite_names_valid_choices():
         w.load_suite("drawbench")
     with pytest.raises(ValueError, match="train, dev, val, val-seen, val-heldout, all"):
         w.load_suite("compbench", "test")
+
+
+def test_examples_per_category_draws_k_distinct_prompts_of_each_category_in_order(compbench):
+    picked = w.examples_per_category(compbench, 3, np.random.default_rng(7))
+    assert len(picked) == 3 * len(w.COMPBENCH_CATEGORIES)
+    assert [p.category for p in picked] == [c for c in w.COMPBENCH_CATEGORIES for _ in range(3)]
+    assert len({p.text for p in picked}) == len(picked) and all(p in compbench for p in picked)
+    # The same draws as the chapters made by hand: rng.choice per category, without replacement.
+    rng = np.random.default_rng(7)
+    by_hand = []
+    for category in w.COMPBENCH_CATEGORIES:
+        group = [p for p in compbench if p.category == category]
+        by_hand += [group[i] for i in rng.choice(len(group), size=3, replace=False)]
+    assert picked == by_hand
+    # One per category is one integer draw per category (chapter 1's draws).
+    rng, again = np.random.default_rng(3), np.random.default_rng(3)
+    one = w.examples_per_category(compbench, 1, rng)
+    assert one == [[p for p in compbench if p.category == c][int(again.integers(
+        sum(p.category == c for p in compbench)))] for c in w.COMPBENCH_CATEGORIES]
+    with pytest.raises(ValueError, match="fewer than the 2"):
+        w.examples_per_category(compbench[:1], 2, np.random.default_rng(0))
+
+
+def test_evenly_spaced_keeps_first_last_and_order(geneval):
+    assert w.evenly_spaced(list("abcdefghij"), 4) == ["a", "d", "g", "j"]
+    assert w.evenly_spaced("abc", 5) == ["a", "b", "c"]
+    shown = w.evenly_spaced(geneval, 6)
+    assert shown[0] == geneval[0] and shown[-1] == geneval[-1] and len(shown) == 6
+    assert len({p.category for p in shown}) >= 5  # the suite lists its tasks in turn: a spread across them

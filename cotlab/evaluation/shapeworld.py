@@ -175,3 +175,18 @@ def evaluate_policy(policy, suite: str, split: str | None = None, *, images_per_
                     float(temperature), int(top_k), policy.spec.logprob_mode, suite, split, len(prompts),
                     package_version())
     return EvalResult(card, reports, pd.DataFrame(rows))
+
+
+def guidance_sweep(policy, weights, suites=(("compbench", "val"), ("geneval", None)), *, seeds=(0,),
+              **eval_options) -> pd.DataFrame:
+    """How the CFG weight moves each suite: `evaluate_policy` of `policy` at every weight of `weights` on every
+    (suite, split) of `suites`, the same prompts and sampling seeds at each weight (`eval_options`: images_per_prompt,
+    temperature, prompts_per_category...). One row per weight, suite and seed: "CFG weight", suite, seed, overall."""
+    rows = []
+    for weight in weights:
+        for name, split in suites:
+            result = evaluate_policy(policy, name, split, guidance_scale=weight, seeds=seeds,
+                                     **{"progress": False, **eval_options})
+            rows += [{"CFG weight": weight, "suite": name, "seed": seed, "overall": report.overall}
+                     for seed, report in zip(seeds, result.reports)]
+    return pd.DataFrame(rows)

@@ -353,6 +353,42 @@ def format_plan(df: pd.DataFrame) -> str:
         table.to_string(index=False, float_format=lambda v: f"{v:.1f}")])
 
 
+STRATEGY_NAMES = {"ddp": "DDP", "zero2": "ZeRO-2", "zero3": "ZeRO-3", "fsdp": "FSDP"}
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _fit_outcome(algorithms: list[str], fits: list[bool]) -> str:
+    """"both algorithms fit", "neither algorithm fits", "only GRPO fits"; with one algorithm, "GRPO fits" or not."""
+    fit = [a.upper() for a, ok in zip(algorithms, fits) if ok]
+    if len(algorithms) == 1:
+        return f"{algorithms[0].upper()} {'fits' if fit else 'does not fit'}"
+    if len(fit) == len(algorithms):
+        return "both algorithms fit" if len(fit) == 2 else "every algorithm fits"
+    return f"only {_and(fit)} {'fits' if len(fit) == 1 else 'fit'}" if fit else "neither algorithm fits"
+
+
+def fit_summary(df: pd.DataFrame) -> list[str]:
+    """What a plan table (`plan_table`) says, as Markdown lines, one per model: on which setups (GPUs and strategy)
+    the cost model has the run fit for both algorithms, for some or for neither, each setup with its largest
+    estimated peak per GPU, against the usable memory of the table's GPU. Setups with the same outcome are named
+    together, in table order."""
+    lines = []
+    for model, rows in df.groupby("model", sort=False):
+        outcomes: dict[str, list[str]] = {}
+        for (n, strategy), setup in rows.groupby(["num_gpus", "strategy"], sort=False):
+            outcome = _fit_outcome(list(setup["algorithm"]), [bool(f) for f in setup["fits"]])
+            outcomes.setdefault(outcome, []).append(
+                f"{n} GPU{'s' if n > 1 else ''} with {STRATEGY_NAMES.get(strategy, strategy)} "
+                f"(peak {setup['total_gib'].max():.1f} GiB)")
+        gpu, usable = rows["gpu"].iloc[0], rows["usable_gib"].iloc[0]
+        lines.append(f"* **{model}** ({gpu}, {usable:.1f} GiB usable per GPU): "
+                     + "; ".join(f"{outcome} on {_and(setups)}" for outcome, setups in outcomes.items()) + ".")
+    return lines
+
+
 def _alternatives(settings: dict) -> list[list[dict]]:
     """Changes to try, grouped by setup: the same GPUs and strategy, ZeRO-2 and ZeRO-3 on the same GPUs, then on 8
     GPUs; within a setup, no further change, the tiled log-prob path, smaller sampling calls, smaller micro-batches
@@ -455,5 +491,5 @@ def check_config(cfg: RLConfig, *, num_gpus: int = 1, strategy: str = "ddp",
 
 
 __all__ = ["ALGORITHMS", "GPUS", "GPUSpec", "LOGIT_BYTES", "MODELS", "MemoryPlanWarning", "ModelSpec", "SETUPS",
-           "STRATEGIES", "USABLE_FRACTION", "check_config", "check_fits", "estimate", "format_plan", "local_gpu",
-           "model_spec", "plan_table", "policy_model", "suggest"]
+           "STRATEGIES", "STRATEGY_NAMES", "USABLE_FRACTION", "check_config", "check_fits", "estimate", "fit_summary",
+           "format_plan", "local_gpu", "model_spec", "plan_table", "policy_model", "suggest"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cotlab.store import EVAL_CODE, RL_CODE, RunStore
+from cotlab.store import EVAL_CODE, RL_CODE, RunStore, read_jsonl
 
 
 def rl_run(cfg, *, store=None, progress: bool = True, checkpoint_every: int = 10) -> Path:
@@ -110,8 +110,6 @@ def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: boo
     `eval_options` go to `evaluate_policy` (images_per_prompt, guidance_scale, prompts_per_category, seeds...); every
     policy gets the same ones, so the comparisons are paired. The CFG weight defaults to the one the runs sample
     with. Each evaluation is cached in the run store (`evaluation_scores`)."""
-    import json
-
     import numpy as np
     import pandas as pd
 
@@ -135,7 +133,7 @@ def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: boo
             rows += [{"algorithm": "base", "reward": "none", "policy": cfg.policy, "seed": None, **r}
                      for r in bases[cfg.policy]]
         path = rl_run(cfg, store=store, progress=progress)
-        metrics = [json.loads(line) for line in open(path / "metrics.jsonl")]
+        metrics = read_jsonl(path / "metrics.jsonl")
         curve = [r["reward_mean"] for r in metrics]
         trained = scores(path / "policy", f"{arm_of(cfg)} seed {cfg.seed}")
         rows += [{"algorithm": arm_of(cfg), "reward": reward_label(cfg), "policy": cfg.policy, "seed": cfg.seed,
@@ -143,6 +141,61 @@ def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: boo
                   "reward_first10": float(np.mean(curve[:10])), "reward_last10": float(np.mean(curve[-10:])),
                   "run": str(path), "health": run_health(metrics)} for r in trained]
     return pd.DataFrame(rows)
+
+
+def run_metrics(runs, columns=None):
+    """The per-step metrics of training runs as one long table: `runs` is a sequence of (labels, run directory)
+    pairs, each directory holding the `metrics.jsonl` the trainers write (one row per optimizer step); every step
+    becomes a row of the labels (a dict, e.g. {"algorithm": "grpo", "seed": 0}) followed by its metrics. `columns`
+    keeps only those metrics, in that order (a list or tuple), or keeps and renames them (a dict old -> new name); a
+    metric a run did not log is left empty."""
+    import pandas as pd
+
+    rename = dict(columns) if isinstance(columns, dict) else {c: c for c in columns} if columns is not None else None
+    rows = []
+    for labels, run_dir in runs:
+        for record in read_jsonl(Path(run_dir) / "metrics.jsonl"):
+            picked = record if rename is None else {new: record.get(old) for old, new in rename.items()}
+            rows.append({**labels, **picked})
+    return pd.DataFrame(rows)
+
+
+def training_curves(configs, *, store=None):
+    """Chapter 3's training curves: per run of `configs` (trained once, cached: `rl_run`) and optimizer step, its
+    reward (as the tables name it), arm, seed, step, the mean training reward ("training reward": GRPO's of its
+    on-policy samples, DPO's of its round buffer) and the loss."""
+    from cotlab.training import arm_of
+
+    return run_metrics([({"reward": reward_label(cfg), "algorithm": arm_of(cfg), "seed": cfg.seed},
+                         rl_run(cfg, store=store, progress=False)) for cfg in configs],
+                       {"step": "step", "reward_mean": "training reward", "loss": "loss"})
+
+
+def policy_samples(runs: dict, prompts, *, seed: int = 0, store=None) -> tuple[list, list[str]]:
+    """One image per prompt of `prompts` from the base policy the runs start from (the first run's `policy`) and from
+    each trained run of `runs` (name -> config; trained once, cached: `rl_run`), every policy with the same sampling
+    seed at the first run's CFG weight. Rows in the order base, then `runs`; each image titled
+    "name: prompt (ok|wrong)" by the exact scorer. Returns (images, titles), for `cotlab.plotting.image_grid`."""
+    import torch
+
+    from cotlab.policy import JanusPolicy
+    from cotlab.training import load_policy
+    from cotlab.world import score_batch
+
+    if not runs:
+        raise ValueError("policy_samples needs at least one run (name -> config)")
+    prompts, first = list(prompts), next(iter(runs.values()))
+    policies = {"base": load_policy(first.policy)}
+    policies |= {name: JanusPolicy.from_pretrained(rl_run(cfg, store=store, progress=False) / "policy")
+                 for name, cfg in runs.items()}
+    images, titles = [], []
+    for name, policy in policies.items():
+        roll = policy.sample([p.text for p in prompts], 1, guidance_scale=first.guidance_scale,
+                             generator=torch.Generator().manual_seed(seed))
+        images += roll.images
+        titles += [f"{name}: {p.text} ({'ok' if s.correct else 'wrong'})"
+                   for p, s in zip(prompts, score_batch(prompts, roll.images))]
+    return images, titles
 
 
 def _plain(value):
@@ -244,6 +297,19 @@ def arm_contrasts(results, metrics=("value", "accuracy", "continuous")):
     return pd.DataFrame(rows)
 
 
+def gap_lines(gaps) -> list[str]:
+    """Markdown lines, one per row of `algorithm_gaps`' table: "* **reward**, suite: GRPO - DPO = +0.012 ± 0.034"
+    followed by which algorithm is ahead, or that the interval includes 0. The row's first column (the `by` of
+    `algorithm_gaps`) names it."""
+    lines = []
+    for row in gaps.to_dict("records"):
+        name = next(iter(row.values()))
+        lead = ("(interval includes 0: no clear winner)" if row["ahead"] == "neither"
+                else f"(**{row['ahead']}** ahead)")
+        lines.append(f"* **{name}**, {row['suite']}: GRPO - DPO = {row['GRPO - DPO']:+.3f} ± {row['±95%']:.3f} {lead}")
+    return lines
+
+
 def sweep_change(results, variable: str) -> list[str]:
     """Markdown lines: per algorithm and suite, the overall score at the smallest and the largest value of the swept
     `variable`, and their difference paired by seed (mean and 95% t-interval), with a verdict, and the runs whose
@@ -270,5 +336,5 @@ def sweep_change(results, variable: str) -> list[str]:
 
 
 __all__ = ["ARM_CONTRASTS", "SUITES", "algorithm_gaps", "arm_contrasts", "base_dir", "before_after",
-           "evaluation_options", "evaluation_scores", "health_flag", "reward_label", "rl_run", "summarize_runs",
-           "sweep_change"]
+           "evaluation_options", "evaluation_scores", "gap_lines", "health_flag", "policy_samples", "reward_label",
+           "rl_run", "run_metrics", "summarize_runs", "sweep_change", "training_curves"]

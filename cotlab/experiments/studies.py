@@ -109,6 +109,20 @@ def data_runs(rl_preset: str, seeds, reward: dict, category_counts, prompt_count
     return aligned_runs(rl_preset, seeds, variants)
 
 
+DATA_SWEEPS = {"diversity": "categories", "volume": "prompts"}  # chapter 6's two sweeps and the tag each varies
+
+
+def data_sweeps(results) -> dict:
+    """Chapter 6's results (`before_after` of `data_runs`, with its `sweep` tag) split into its two sweeps: name ->
+    (table, swept column) for "diversity" (categories) and "volume" (prompts), each table the base rows, that sweep's
+    runs and the run on all the data ("full", which tops both)."""
+    import pandas as pd
+
+    base = results[results["algorithm"] == "base"]
+    return {name: (pd.concat([base, results[results["sweep"].isin([name, "full"])]]), variable)
+            for name, variable in DATA_SWEEPS.items()}
+
+
 def round_runs(rl_preset: str, seeds, reward: dict, rounds, total_steps: int):
     """Chapter 7: R rounds of total_steps / R steps each, so every run takes the same number of optimizer steps and
     samples the same images (iteration, not more training); the reference is reset to the policy at each round's
@@ -147,5 +161,5 @@ def chapter_runs(chapter: str, tier: str) -> tuple[list, list[dict], dict]:
     return configs, tags, {"seeds": p["eval_seeds"], **{k: p[k] for k in EVAL_KEYS}}
 
 
-__all__ = ["RL_CHAPTERS", "aligned_runs", "chapter_runs", "comparison_runs", "data_runs", "group_size_runs",
-           "reward_config", "reward_seeds_of", "round_runs"]
+__all__ = ["DATA_SWEEPS", "RL_CHAPTERS", "aligned_runs", "chapter_runs", "comparison_runs", "data_runs",
+           "data_sweeps", "group_size_runs", "reward_config", "reward_seeds_of", "round_runs"]

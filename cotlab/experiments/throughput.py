@@ -16,19 +16,18 @@ every run of a study, not part of its per-run cost.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from cotlab.machine import machine_record
-from cotlab.store import RL_CODE, RunStore, artifact_key
+from cotlab.store import RL_CODE, RunStore, artifact_key, read_jsonl
 
 PHASES = ("sampling", "scoring", "reference", "update")
 
 
 def _phases(run_dir: Path) -> dict[str, float]:
-    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
+    rows = read_jsonl(run_dir / "metrics.jsonl")
     return {phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) for phase in PHASES}
 
 
@@ -129,4 +128,16 @@ def format_throughput(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["bench_throughput", "format_throughput"]
+def throughput_table(result: dict):
+    """A `bench_throughput` result as a table, one row per way (sequential, executor): seconds, runs per hour and the
+    mean seconds per run of each phase and of the evaluation."""
+    import pandas as pd
+
+    phases = (*PHASES, "evaluation")
+    return pd.DataFrame({
+        way: {"seconds": result[way]["seconds"], "runs per hour": result[way]["runs_per_hour"],
+              **{p: sum(run[p] for run in result[way]["per_run"]) / len(result[way]["per_run"]) for p in phases}}
+        for way in ("sequential", "executor")}).T
+
+
+__all__ = ["bench_throughput", "format_throughput", "throughput_table"]

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from cotlab.experiments.verdicts import DELTA
-from cotlab.store import RunStore
+from cotlab.store import RunStore, read_jsonl
 
 MIN_ID_GAIN = DELTA  # an in-domain gain below this has no transfer ratio (module docstring)
 # (suite, split) -> role; the seen and held-out parts of each suite, L0's whole splits.
@@ -188,8 +188,6 @@ def transfer_results(configs, tags=None, *, twin_free: bool = False, store=None,
     suite, split, part, role, category, value, continuous, accuracy, se, and for trained runs run and health. The
     base of each (policy, hold-out) is evaluated once; every policy gets the same `eval_options` (the CFG weight
     defaults to the runs', `rl.evaluation_options`); `twin_free` adds the twin-free OOD part (`part_scores`)."""
-    import json
-
     from cotlab.experiments import rl
     from cotlab.training import arm_of
     from cotlab.training.health import run_health
@@ -209,7 +207,7 @@ def transfer_results(configs, tags=None, *, twin_free: bool = False, store=None,
                      for r in part_scores(rl.base_dir(cfg.policy, store), f"base {cfg.policy}", cfg.holdout,
                                           twin_free=twin_free, store=store, progress=progress, **eval_options)]
         path = rl.rl_run(cfg, store=store, progress=progress)
-        metrics = [json.loads(line) for line in open(path / "metrics.jsonl")]
+        metrics = read_jsonl(path / "metrics.jsonl")
         trained = part_scores(path / "policy", f"{arm_of(cfg)} {cfg.holdout} seed {cfg.seed}", cfg.holdout,
                               twin_free=twin_free, store=store, progress=progress, **eval_options)
         rows += [{"algorithm": arm_of(cfg), "reward": rl.reward_label(cfg), **where, "seed": cfg.seed, **tag, **r,
@@ -527,13 +525,11 @@ def twin_free_table(summary: pd.DataFrame, metric: str = "value") -> pd.DataFram
 def heldout_samples(configs, tags, holdout: str, *, arms=("grpo", "dpo"), num_prompts: int = 6, seed: int = 0):
     """Images of `num_prompts` held-out OOD prompts of `holdout` (its "test-heldout" part, evenly spaced; L0: "test")
     from the base and from the first seed's run of each of `arms` there (never the control), one row per policy,
-    each titled with the exact scorer's verdict. Returns (images, titles); trains nothing the chapter has not."""
-    import torch
-
+    each titled with the exact scorer's verdict (`rl.policy_samples`). Returns (images, titles); trains nothing the
+    chapter has not."""
     from cotlab.experiments import rl
-    from cotlab.policy import JanusPolicy
-    from cotlab.training import arm_of, load_policy
-    from cotlab.world import check_holdout, load_suite, score_batch
+    from cotlab.training import arm_of
+    from cotlab.world import check_holdout, evenly_spaced, load_suite
 
     runs = {}
     for cfg, tag in zip(configs, tags):
@@ -543,19 +539,7 @@ def heldout_samples(configs, tags, holdout: str, *, arms=("grpo", "dpo"), num_pr
     if missing:
         raise ValueError(f"no run of {missing} at hold-out {holdout!r} among the configs")
     prompts = load_suite("geneval", "test" if check_holdout(holdout).empty else "test-heldout", holdout=holdout)
-    shown = [prompts[i] for i in np.linspace(0, len(prompts) - 1, min(num_prompts, len(prompts))).astype(int)]
-    first = next(iter(runs.values()))
-    policies = {"base": load_policy(first.policy)}
-    policies |= {arm: JanusPolicy.from_pretrained(rl.rl_run(cfg, progress=False) / "policy")
-                 for arm, cfg in runs.items()}
-    images, titles = [], []
-    for name, policy in policies.items():
-        roll = policy.sample([p.text for p in shown], 1, guidance_scale=first.guidance_scale,
-                             generator=torch.Generator().manual_seed(seed))
-        images += roll.images
-        titles += [f"{name}: {p.text} ({'ok' if s.correct else 'wrong'})"
-                   for p, s in zip(shown, score_batch(shown, roll.images))]
-    return images, titles
+    return rl.policy_samples(runs, evenly_spaced(prompts, num_prompts), seed=seed)
 
 
 __all__ = ["CHAPTER", "CONTROL", "CONTROL_HOLDOUT", "FARTHEST", "METRICS", "MIN_ID_GAIN", "ROLES", "TARGETS",

@@ -20,14 +20,17 @@ from .scoring import (
     FACTS, Score, SuiteReport, aggregate, facts_named, metric_family, perturb, relation_holds, relative_position,
     satisfies, scene_for, score, score_batch, score_scene,
 )
-from .suites import COMPBENCH_CATEGORIES, GENEVAL_TASKS, HELDOUT_SPLITS, SPLITS, SUITES, load_suite
+from .suites import (
+    COMPBENCH_CATEGORIES, GENEVAL_TASKS, HELDOUT_SPLITS, SPLITS, SUITES, evenly_spaced, examples_per_category, load_suite,
+)
 
 __all__ = [
     "BACKGROUND", "CANVAS", "CaptionConfig", "caption", "captioned_scene", "CODEBOOK_SIZE", "COLOR_NAMES", "COLORS",
     "COMPBENCH_CATEGORIES", "Entity", "FACTS", "GENEVAL_TASKS", "GRID", "HELDOUT_SPLITS", "HOLDOUTS", "HoldOut",
     "NUM_TOKENS", "Obj", "PATCH", "PatchReading", "PatchTokenizer", "Prompt", "PromptError", "PromptSpec", "Relation",
     "SHAPES", "SIZES", "SPLITS", "SUITES", "Scene", "Score", "SuiteReport", "TEXTURES", "aggregate", "as_rng",
-    "check_holdout", "code_table", "codebook", "decode_arrays", "describe_code", "facts_named", "load_suite",
+    "check_holdout", "code_table", "codebook", "decode_arrays", "describe_code", "evenly_spaced",
+    "examples_per_category", "facts_named", "load_suite",
     "meaning", "meaning_twins", "metric_family", "parse", "parse_prompt", "perturb", "phrase_text", "random_scene",
     "read_patch_batch", "read_patches", "relation_holds", "relative_position", "render", "render_array", "satisfies",
     "scene_codes", "scene_for", "score", "score_batch", "score_scene", "to_array", "tokenize", "twin_overlap",

@@ -390,6 +390,25 @@ def load_suite(name: str, split: str | None = None, *, seed: int = 0, num_train:
     return list(prompts)
 
 
+def examples_per_category(prompts, k: int, rng) -> list[Prompt]:
+    """`k` prompts of each category of `prompts`, drawn at random without replacement by `rng` (a numpy Generator),
+    category by category in the order the categories first appear; the book's "a few prompts of every category"."""
+    picked = []
+    for category in dict.fromkeys(p.category for p in prompts):
+        group = [p for p in prompts if p.category == category]
+        if k > len(group):
+            raise ValueError(f"category {category!r} has {len(group)} prompts, fewer than the {k} asked for")
+        picked += [group[i] for i in rng.choice(len(group), size=k, replace=False)]
+    return picked
+
+
+def evenly_spaced(prompts, n: int) -> list:
+    """`n` of `prompts` at evenly spaced positions, first and last included, in order (all of them when there are
+    fewer): on a suite, which lists its prompts category by category, a spread across its categories."""
+    prompts = list(prompts)
+    return [prompts[i] for i in np.linspace(0, len(prompts) - 1, min(n, len(prompts))).astype(int)]
+
+
 def _empty_split(name: str, split: str, holdout: HoldOut) -> ValueError:
     if split not in HELDOUT_SPLITS:
         return ValueError(f"hold-out {holdout.name!r} touches every prompt of {name}'s {split!r}, leaving it empty; "
