@@ -121,10 +121,10 @@ def test_the_other_metric_is_a_secondary_record():
 
 
 def test_runs_from_several_base_models_or_unlabelled_arms_are_refused():
-    table = comparison(id_gap=-0.2)
-    table.loc[table["seed"] == 1, "policy"] = "other base"
-    with pytest.raises(ValueError, match="base models"):
-        algorithm_claims(table)
+    several = comparison(id_gap=-0.2)
+    several.loc[several["seed"] == 1, "policy"] = "other base"
+    with pytest.raises(ValueError, match="base models"):   # claim 3's points need one base (claims 1-2b split them)
+        best_of_n_vs_rl(pd.DataFrame([{"reward model": "metric", "seed": 0, "ood best-of-4": 0.4}]), several, 4)
     table = comparison(id_gap=-0.2)
     online = table[table["algorithm"] == "dpo"].assign(value=0.9)      # online DPO under the name "dpo"
     with pytest.raises(ValueError, match="algorithm label"):

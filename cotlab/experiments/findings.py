@@ -7,7 +7,8 @@ degenerate interval. Families of tests are Holm-adjusted (Holm 1979) before the 
 
 - Claims 1, 2 and 2b: GRPO - DPO, paired by seed, one primary estimate pooled over reward models
   (`verdicts.pooled_claim`) with the reward-model interaction F-test and Holm-adjusted per-reward verdicts; on each
-  suite's headline metric (`value`: primary) and on its other metric (secondary).
+  suite's headline metric (`value`: primary) and on its other metric (secondary). From several base models (the
+  `full` tier's), one record per base and one pooled over base x reward model cells (`algorithm_claims`).
 - Claim 3: the OLS slope of RL OOD gain on Best-of-N OOD generalisation over the learned reward models; the metric
   reward (the evaluator's own scorer) is an oracle, shown apart and left out of the slope.
 - Claim 4: per scaling strategy and suite, GRPO's change minus DPO's, with the direction stated before the data
@@ -122,7 +123,7 @@ def _pairs(results: pd.DataFrame, suites, categories, metric: str, swept: tuple[
                    & results["algorithm"].isin(("grpo", "dpo"))]
     if "policy" in rows and rows["policy"].nunique() > 1:
         raise ValueError(f"runs from {rows['policy'].nunique()} base models; these claims pair seeds of one base "
-                         f"(a verdict per base model is not implemented)")
+                         f"(give the rows of one base: `algorithm_claims` splits a table by base itself)")
     repeated = rows.duplicated(["algorithm", "reward", "seed", "suite", "category", *swept], keep=False)
     if repeated.any():
         raise ValueError(f"{int(repeated.sum())} rows share an algorithm, reward model, seed and setting with another "
@@ -148,26 +149,72 @@ def _differences(rows: pd.DataFrame, spec: dict, metric: str) -> tuple[pd.DataFr
     return runs, cells
 
 
+def _bases(results: pd.DataFrame) -> list:
+    """The base models of a table's GRPO and DPO rows (its `policy` column), sorted; [None] without the column."""
+    if "policy" not in results:
+        return [None]
+    return sorted(results.loc[results["algorithm"].isin(("grpo", "dpo")), "policy"].dropna().unique()) or [None]
+
+
+def _base_differences(results: pd.DataFrame, spec: dict, metric: str):
+    """(rows, runs, cells) of a claim (`_pairs`, `_differences`) over every base of `results`: with several bases,
+    each base's differences with its reward labels prefixed by the base ("default-seed1 / metric"), so that a base x
+    reward model cell is one level of the factor `verdicts.pooled_gap` pools over."""
+    bases = _bases(results)
+    if len(bases) == 1:
+        rows = _pairs(results, (spec["suite"],), spec["categories"], metric)
+        return (rows, *_differences(rows, spec, metric))
+    rows, runs, cells = [], [], []
+    for base in bases:
+        r = _pairs(results[results["policy"] == base], (spec["suite"],), spec["categories"], metric)
+        d, c = _differences(r, spec, metric)
+        rows.append(r)
+        runs.append(d.assign(reward=f"{base} / " + d["reward"]))
+        if c is not None:
+            cells.append(c.assign(reward=f"{base} / " + c["reward"]))
+    return pd.concat(rows), pd.concat(runs, ignore_index=True), pd.concat(cells, ignore_index=True) if cells else None
+
+
+def _algorithm_record(spec: dict, rows: pd.DataFrame, runs: pd.DataFrame, cells, metric: str, claim: str) -> dict:
+    record = pooled_claim(claim, runs, spec["direction"])
+    if cells is not None:
+        record["per_reward"] = family([t | {"direction": spec["direction"]} for t in pooled_gap(cells)["per_reward"]])
+    name = _metric_name(spec["suite"], metric)
+    return record | {
+        "id": spec["id"], "paper": spec["paper"], "suite": SUITE_NAMES[spec["suite"]], "metric": name,
+        "role": "primary" if name == HEADLINE_METRIC[spec["suite"]] else "secondary", "unit": GAP_UNIT,
+        "health": health_flag(rows)}
+
+
 def algorithm_claims(results: pd.DataFrame, metric: str = "value") -> list[dict]:
     """Records of claims 1, 2 and 2b (`ALGORITHM_CLAIMS`) on `metric`, a column of `before_after`'s table.
 
     Each: GRPO - DPO per (reward model, seed), pooled over reward models by `verdicts.pooled_claim` (one-way layout of
     the paired differences with reward model as a factor: estimate = mean of the reward-model means, se from the
     within-reward MSE; the interaction F-test of algorithm x reward), with per-reward verdicts Holm-adjusted (claim
-    2b: per task x reward model). Role "primary" on the suite's headline metric (`value`), else "secondary"."""
+    2b: per task x reward model). Role "primary" on the suite's headline metric (`value`), else "secondary".
+
+    Runs from several base models (the table's `policy` column; issue 18, the `full` tier's bases) give, per claim,
+    one record per base (id "<id>@<base>", "base": its name), pooled over that base's reward models as above, and
+    first the pooled record (its own id, "bases": their names), pooled over bases by the same one-way layout with the
+    base x reward model cells as the factor (`verdicts.pooled_gap`: d_cs = mu + tau_c + e_cs, estimate = the mean of
+    the C cell means, se = sqrt(MSE sum_c 1/n_c) / C, df = N - C): every base and reward model weighs the same, the
+    seeds are replicates within a cell, and the interaction F-test asks whether the gap differs between cells (bases
+    or reward models). Its per-reward parts are the cells, Holm-adjusted. Bases are fixed effects: the interval is
+    about these bases, not a population of bases. With one base the records are exactly those of one base alone."""
     out = []
+    bases = _bases(results)
     for spec in ALGORITHM_CLAIMS:
-        rows = _pairs(results, (spec["suite"],), spec["categories"], metric)
-        runs, cells = _differences(rows, spec, metric)
-        record = pooled_claim(spec["claim"], runs, spec["direction"])
-        if cells is not None:
-            record["per_reward"] = family([t | {"direction": spec["direction"]}
-                                           for t in pooled_gap(cells)["per_reward"]])
-        name = _metric_name(spec["suite"], metric)
-        out.append(record | {
-            "id": spec["id"], "paper": spec["paper"], "suite": SUITE_NAMES[spec["suite"]], "metric": name,
-            "role": "primary" if name == HEADLINE_METRIC[spec["suite"]] else "secondary", "unit": GAP_UNIT,
-            "health": health_flag(rows)})
+        rows, runs, cells = _base_differences(results, spec, metric)
+        record = _algorithm_record(spec, rows, runs, cells, metric, spec["claim"])
+        if len(bases) == 1:
+            out.append(record)
+            continue
+        out.append(record | {"bases": [str(b) for b in bases]})
+        for base in bases:
+            r, d, c = _base_differences(results[results["policy"] == base], spec, metric)
+            out.append(_algorithm_record(spec, r, d, c, metric, f"{spec['claim']} [base {base}]")
+                       | {"id": f"{spec['id']}@{base}", "base": str(base)})
     return out
 
 
@@ -468,8 +515,9 @@ def forest_plot(records: list[dict]):
 
 def power_table(results: pd.DataFrame) -> pd.DataFrame:
     """For each pooled gap of claims 1, 2, 2b (chapter 3's table), on the headline metric and the secondary one where
-    present: reward models R, seeds n, the measured seed-to-seed SD of the paired GRPO - DPO difference (sqrt of the
-    within-reward MSE, `verdicts.pooled_gap`), the 95% half-width now, the power at delta with the current seeds
+    present: reward models R (with several bases, the base x reward model cells `algorithm_claims` pools over),
+    seeds n, the measured seed-to-seed SD of the paired GRPO - DPO difference (sqrt of the within-reward MSE,
+    `verdicts.pooled_gap`), the 95% half-width now, the power at delta with the current seeds
     (`verdicts.power_at_delta`, noncentral t with df = R(n - 1)) and the seeds per reward model needed for a 95%
     half-width of at most delta (`verdicts.seeds_needed`)."""
     rows = []
@@ -478,8 +526,7 @@ def power_table(results: pd.DataFrame) -> pd.DataFrame:
             name = _metric_name(spec["suite"], metric)
             if metric != "value" and name == HEADLINE_METRIC[spec["suite"]]:
                 continue    # the headline metric under its own name: already in the table as `value`
-            p = pooled_gap(_differences(_pairs(results, (spec["suite"],), spec["categories"], metric), spec,
-                                        metric)[0])
+            p = pooled_gap(_base_differences(results, spec, metric)[1])  # several bases: base x reward cells
             finite = math.isfinite(p["sd"])
             rows.append({"claim": spec["claim"], "metric": name, "reward models": p["rewards"], "seeds": p["seeds"],
                          "SD of the paired gap": p["sd"], "95% half-width": _half_width(p["se"], p["df"]),

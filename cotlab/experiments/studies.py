@@ -49,22 +49,30 @@ def aligned_runs(rl_preset: str, seeds, variants, arms=("grpo", "dpo")) -> tuple
 
 
 def comparison_runs(rl_preset: str, seeds, rewards: list[dict], reward_training: dict | None = None,
-                    arms=("grpo", "dpo"), arm_rewards: list[dict] = ()):
+                    arms=("grpo", "dpo"), arm_rewards: list[dict] = (), bases=None):
     """Chapter 3 (and 4): `arms[:2]` (GRPO and DPO by default) under each reward model, and all of `arms` (e.g. with
     online DPO and GRPO with CFG log-probs, `cotlab.training.ARMS`) under the rewards of `arm_rewards` (each one of
     `rewards`). A learned reward model is trained with the RL run's seed (`reward_config`): seed s of every arm
-    reads reward-model seed s, and the runs of a seed stay aligned."""
+    reads reward-model seed s, and the runs of a seed stay aligned.
+
+    `bases` (base-policy tiers, e.g. ["default", "default-seed1", "default-seed2"]) repeats all of it from each base,
+    base by base (the RL config's `policy`); None runs from the preset's own base, as one base equal to it does."""
     unknown = [r for r in arm_rewards if r not in rewards]
     if unknown:
         raise ValueError(f"arm_rewards {unknown} are not among the rewards {rewards}; give rewards the chapter runs")
+    if bases is not None and (not bases or len(set(bases)) != len(bases)):
+        raise ValueError(f"bases {list(bases)}: give one or more distinct base-policy tiers")
     configs, tags = [], []
-    for reward in rewards:
-        chosen = tuple(arms) if reward in arm_rewards else tuple(arms)[:2]
-        per_seed = [aligned_runs(rl_preset, [seed], [({}, reward_config(reward, reward_training, seed))], chosen)
-                    for seed in seeds]
-        for k in range(len(chosen)):  # arm by arm, seeds in order (as `aligned_runs` orders them)
-            configs += [runs[0][k] for runs in per_seed]
-            tags += [runs[1][k] for runs in per_seed]
+    for base in (None,) if bases is None else bases:
+        where = {} if base is None else {"policy": base}
+        for reward in rewards:
+            chosen = tuple(arms) if reward in arm_rewards else tuple(arms)[:2]
+            per_seed = [aligned_runs(rl_preset, [seed], [({}, {**reward_config(reward, reward_training, seed),
+                                                               **where})], chosen)
+                        for seed in seeds]
+            for k in range(len(chosen)):  # arm by arm, seeds in order (as `aligned_runs` orders them)
+                configs += [runs[0][k] for runs in per_seed]
+                tags += [runs[1][k] for runs in per_seed]
     return configs, tags
 
 
@@ -148,7 +156,8 @@ def chapter_runs(chapter: str, tier: str) -> tuple[list, list[dict], dict]:
     p = notebook_parameters(chapter, tier)
     if chapter in ("03_grpo_vs_dpo", "04_reward_to_rl"):
         configs, tags = comparison_runs(p["rl_preset"], p["seeds"], p["rewards"], p["reward_training"],
-                                        p.get("arms", p.get("algorithms", ("grpo", "dpo"))), p.get("arm_rewards", ()))
+                                        p.get("arms", p.get("algorithms", ("grpo", "dpo"))), p.get("arm_rewards", ()),
+                                        p.get("bases"))
     elif chapter == "05_samples_per_prompt":
         configs, tags = group_size_runs(p["rl_preset"], p["seeds"], p["reward"], p["group_sizes"],
                                         p["images_per_step"])

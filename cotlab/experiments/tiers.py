@@ -56,6 +56,10 @@ _SCALING_SEEDS = {"smoke": [0, 1], "default": [0, 1, 2], "full": list(range(8))}
 # Chapter 3's arms (`cotlab.training.ARMS`): online DPO and GRPO with CFG log-probs under the metric reward in the
 # default tier (their budget), under every reward model in `full`.
 _ARMS = ["grpo", "dpo", "dpo-online", "grpo-cfg"]
+# Chapter 3's base models (issue 18): `full` repeats the comparison from 3 bases, pretrained with seeds 0, 1, 2
+# (`cotlab.policy.pretrain.BASE_SEEDS`), for a verdict per base and pooled over them; the other tiers run from their
+# preset's one base, and their verdicts are conditional on it.
+_BASES = {"smoke": ["smoke"], "default": ["default"], "full": ["default", "default-seed1", "default-seed2"]}
 # Chapter 3's calibration stage (`cotlab.experiments.calibration`): the whole grid and the run-length pilot in `full`
 # (hours), a CI-sized one in `smoke`; the default tier cannot afford it and says where its settings come from.
 _CALIBRATION = {
@@ -118,13 +122,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "03_grpo_vs_dpo": {
         "smoke": _comparison("smoke", arms=_ARMS, arm_rewards=[{"name": "metric"}], grid_prompts=3,
-                             **_CALIBRATION["smoke"]),
+                             bases=_BASES["smoke"], **_CALIBRATION["smoke"]),
         "default": _comparison("default", arms=_ARMS, arm_rewards=[{"name": "metric"}], grid_prompts=6,
-                               **_CALIBRATION["default"]),
-        "full": _comparison("full", arms=_ARMS, arm_rewards=_RL_REWARDS, grid_prompts=6, **_CALIBRATION["full"]),
+                               bases=_BASES["default"], **_CALIBRATION["default"]),
+        "full": _comparison("full", arms=_ARMS, arm_rewards=_RL_REWARDS, grid_prompts=6, bases=_BASES["full"],
+                            **_CALIBRATION["full"]),
         # ShapeWorld at the default tier; the paper-scale runs are chapter 8's.
         "paper": _comparison("default", arms=_ARMS, arm_rewards=[{"name": "metric"}], grid_prompts=6,
-                             **_CALIBRATION["default"]),
+                             bases=_BASES["default"], **_CALIBRATION["default"]),
     },
     # Claim 3 (issue 18): RL under the metric and every model of claim 3's set, the RL run of seed s with reward-model
     # seed s, and Best-of-N over the same reward-model seeds (reward_seeds == seeds). `full` runs GRPO and DPO with

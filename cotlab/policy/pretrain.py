@@ -58,8 +58,13 @@ BASE_TIERS = {
     "smoke": PretrainConfig(size="smoke", steps=300, batch_size=32, lr=3e-3),
     "default": PretrainConfig(size="default"),
 }
+# More bases of the default tier (issue 18: verdicts per base model), "default-seed<k>": the same config with
+# pretraining seed k (initialisation and caption draws). The seed-0 base keeps its name and key ("default").
+BASE_SEEDS = (1, 2)
+BASE_TIERS |= {f"default-seed{k}": replace(BASE_TIERS["default"], seed=k) for k in BASE_SEEDS}
 # Hold-outs of pretraining (issue 19, level L3): every base tier again, its captions without the hold-out, named
-# "<tier>-<hold-out>" (e.g. "default-L3-above-below"); cached like the base they copy (`base_key`).
+# "<tier>-<hold-out>" (e.g. "default-L3-above-below", "default-seed1-L3-above-below"); cached like the base they copy
+# (`base_key`).
 PRETRAIN_HOLDOUTS = tuple(name for name, h in HOLDOUTS.items() if h.pretraining)
 PRETRAIN_TIERS = {**BASE_TIERS, **{f"{tier}-{h}": replace(cfg, captions=replace(cfg.captions, holdout=h))
                                    for tier, cfg in BASE_TIERS.items() for h in PRETRAIN_HOLDOUTS}}
