@@ -50,6 +50,22 @@ def sweep_plot(results, variable: str, *, title: str = "", xlabel: str | None = 
     return fig
 
 
+def probe_plot(curves):
+    """The probe's on-policy reward and KL to the base against the optimizer step (`rl.probe_curves`), one line per
+    arm with 95% intervals over seeds, one row of two panels per reward model; returns the figure."""
+    import seaborn as sns
+
+    rewards = list(dict.fromkeys(curves["reward"]))
+    fig, axes = plt.subplots(len(rewards), 2, figsize=(11, 3.2 * len(rewards)), squeeze=False)
+    for row, reward in zip(axes, rewards):
+        part = curves[curves["reward"] == reward]
+        for ax, measure in zip(row, ("probe reward", "KL to base")):
+            sns.lineplot(part, x="step", y=measure, hue="algorithm", errorbar=("ci", 95), marker="o", ax=ax)
+            ax.set(title=f"{reward}: {measure}", xlabel="optimizer step", ylabel=measure)
+    fig.tight_layout()
+    return fig
+
+
 def scaling_plot(result: dict):
     """Seconds per GRPO step against each axis of a `cotlab.bench.bench_scaling` result (log-log), with the sampling
     and update phases, and the linear-growth line through the first point; returns the figure."""

@@ -5,7 +5,8 @@ import pytest
 from scipy import stats
 
 from cotlab.experiments import rl
-from cotlab.experiments.rl import gap_lines, policy_samples, run_metrics, summarize_runs, training_curves
+from cotlab.experiments.rl import (gap_lines, policy_samples, probe_curves, run_metrics, summarize_runs,
+                                  training_curves)
 from cotlab.store import write_jsonl
 
 BASE = {"compbench": 0.30, "geneval": 0.20}
@@ -103,6 +104,32 @@ def test_training_curves_read_each_cached_run_under_its_reward_arm_and_seed(tmp_
     assert curves[["reward", "algorithm", "seed"]].drop_duplicates().values.tolist() == [
         ["metric", "grpo", 0], [rl.reward_label(configs[1]), "dpo", 1]]
     assert curves["training reward"].tolist() == pytest.approx([0.1, 0.2, 0.1, 0.2])
+
+
+def test_probe_curves_keep_only_the_probed_steps_and_plot_both_measures(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cotlab.plotting import probe_plot
+    from cotlab.training import preset
+
+    configs = [preset("smoke", "grpo", seed=s) for s in (0, 1)] + [preset("smoke", "dpo", seed=0)]
+    for cfg in configs:
+        rows = [{"step": s, "reward_mean": 0.5} for s in (1, 2, 3, 4)]
+        for row in rows[1::2]:  # probed at steps 2 and 4
+            row.update(probe_reward_mean=0.1 * row["step"] + cfg.seed, probe_kl=0.01 * row["step"])
+        write_jsonl(tmp_path / f"{cfg.algorithm}{cfg.seed}" / "metrics.jsonl", rows)
+    monkeypatch.setattr(rl, "rl_run", lambda cfg, store=None, progress=True: tmp_path / f"{cfg.algorithm}{cfg.seed}")
+    curves = probe_curves(configs)
+    assert list(curves.columns) == ["reward", "algorithm", "seed", "step", "probe reward", "KL to base"]
+    assert curves["step"].tolist() == [2, 4] * 3
+    assert curves["probe reward"].tolist() == pytest.approx([0.2, 0.4, 1.2, 1.4, 0.2, 0.4])
+    assert curves["KL to base"].tolist() == pytest.approx([0.02, 0.04] * 3)
+    fig = probe_plot(curves)
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["metric: probe reward", "metric: KL to base"]
+    monkeypatch.setattr(rl, "rl_run", lambda cfg, store=None, progress=True: tmp_path / "unprobed")
+    write_jsonl(tmp_path / "unprobed" / "metrics.jsonl", [{"step": 1, "reward_mean": 0.5}])
+    assert probe_curves(configs[:1]).empty
 
 
 def test_policy_samples_draw_the_base_and_each_run_at_one_seed_titled_by_the_exact_scorer(tmp_path, monkeypatch):

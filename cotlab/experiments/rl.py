@@ -171,6 +171,23 @@ def training_curves(configs, *, store=None):
                        {"step": "step", "reward_mean": "training reward", "loss": "loss"})
 
 
+PROBE_COLUMNS = {"probe_reward_mean": "probe reward", "probe_kl": "KL to base"}
+
+
+def probe_curves(configs, *, store=None):
+    """The probe's points along each run of `configs` (`RLConfig.probe_every`; trained once, cached: `rl_run`): per
+    run and probed step its reward, arm and seed, the mean reward of fresh on-policy samples on the fixed ID-dev probe
+    prompts ("probe reward": the same prompts and draws for every run, so the curves of two arms are paired, and for
+    DPO, unlike its training reward, of its own samples) and KL(pi || base) per image by the k1 estimator ("KL to
+    base"). Empty when no run probed."""
+    from cotlab.training import arm_of
+
+    curves = run_metrics([({"reward": reward_label(cfg), "algorithm": arm_of(cfg), "seed": cfg.seed},
+                           rl_run(cfg, store=store, progress=False)) for cfg in configs],
+                         {"step": "step", **PROBE_COLUMNS})
+    return curves.dropna(subset=list(PROBE_COLUMNS.values()), how="all").reset_index(drop=True)
+
+
 def policy_samples(runs: dict, prompts, *, seed: int = 0, store=None) -> tuple[list, list[str]]:
     """One image per prompt of `prompts` from the base policy the runs start from (the first run's `policy`) and from
     each trained run of `runs` (name -> config; trained once, cached: `rl_run`), every policy with the same sampling
@@ -335,6 +352,6 @@ def sweep_change(results, variable: str) -> list[str]:
     return lines
 
 
-__all__ = ["ARM_CONTRASTS", "SUITES", "algorithm_gaps", "arm_contrasts", "base_dir", "before_after",
-           "evaluation_options", "evaluation_scores", "gap_lines", "health_flag", "policy_samples", "reward_label",
+__all__ = ["ARM_CONTRASTS", "PROBE_COLUMNS", "SUITES", "algorithm_gaps", "arm_contrasts", "base_dir", "before_after",
+           "evaluation_options", "evaluation_scores", "gap_lines", "health_flag", "policy_samples", "probe_curves", "reward_label",
            "rl_run", "run_metrics", "summarize_runs", "sweep_change", "training_curves"]
