@@ -28,9 +28,10 @@ from typing import Any
 
 import torch
 
-from cotlab.machine import machine_record
+from cotlab.machine import machine_record, synchronize
 from cotlab.policy.configs import JANUS_PRO_CODEBOOK, JANUS_PRO_GRID
 from cotlab.policy.shapeworld import build_janus_pro_shaped_policy
+from cotlab.world import sample_captions
 
 # Defaults of `bench_sampler` where an argument is left as None: ShapeWorld's policies vs the Janus-Pro-shaped one.
 # A Janus-Pro-shaped call streams ~0.36 GB of fp32 weights per image token, 576 times: over half a minute on a CPU,
@@ -41,19 +42,6 @@ DEFAULTS = {
     "shapeworld": {"batch_prompts": 16, "num_samples": 4, "repeats": 5, "warmup": 1},
     "janus_pro_shaped": {"batch_prompts": 2, "num_samples": 1, "repeats": 1, "warmup": 1},
 }
-
-
-def _prompts(n: int, seed: int) -> list[str]:
-    """`n` ShapeWorld captions (of different lengths, so the batch is left-padded as in training)."""
-    from cotlab.world import as_rng, captioned_scene
-
-    rng = as_rng(seed)
-    return [captioned_scene(rng)[1] for _ in range(n)]
-
-
-def _sync(device: torch.device | None) -> None:
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _summary(seconds: list[float], tokens: int) -> dict:
@@ -75,10 +63,10 @@ def interleaved(prepare: Callable[[str], Callable[[], Any]], names: Sequence[str
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
             call = prepare(name)
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             out = call()
-            _sync(device)
+            synchronize(device)
             elapsed = time.perf_counter() - start
             if keep is not None:
                 keep(name, out)
@@ -140,7 +128,7 @@ def _bench_sampler(size, batch_prompts, num_samples, guidance_scale, repeats, wa
     if device is not None:
         pol.model.to(device)
     dev = pol.device
-    prompts = _prompts(batch_prompts, seed)
+    prompts = sample_captions(batch_prompts, seed)
     rows_prompts = [p for p in prompts for _ in range(num_samples)]  # prompt-major, as `sample` builds its rows
     rows, t_img = len(rows_prompts), pol.num_image_tokens
     tokens = rows * t_img
@@ -340,10 +328,10 @@ def matmul_throughput(size: int = 1024, repeats: int = 5, device: str | torch.de
     a, b = torch.randn(size, size, device=dev), torch.randn(size, size, device=dev)
     best = math.inf
     for i in range(repeats + 1):
-        _sync(dev)
+        synchronize(dev)
         start = time.perf_counter()
         a @ b
-        _sync(dev)
+        synchronize(dev)
         if i:
             best = min(best, time.perf_counter() - start)
     return 2 * size ** 3 / best / 1e9
@@ -357,10 +345,10 @@ def matmul_profile(fn, device: torch.device) -> dict:
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities, with_flops=True) as prof:
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         wall = time.perf_counter() - start
     events = [e for e in prof.key_averages() if e.key in MATMUL_OPS]
     micros = sum(e.self_device_time_total if cuda else e.self_cpu_time_total for e in events)
@@ -431,7 +419,7 @@ def bench_scaling(tier: str = "default", group_sizes=(2, 4, 8), prompts=(4, 8, 1
                              "seconds": statistics.median(r["seconds_step"] for r in trainer.history), **phases})
         size = dataclasses.replace(SHAPEWORLD_SIZES[base.policy if base.policy in SHAPEWORLD_SIZES else "default"],
                                    max_positions=max(grids) ** 2 + 64)
-        prompts_text = _prompts(base.prompts_per_step, seed)
+        prompts_text = sample_captions(base.prompts_per_step, seed)
         rows_prompts = [p for p in prompts_text for _ in range(base.num_generations)]
         for grid in grids:
             policy = build_janus_pro_shaped_policy(seed, size, codebook_size=751, grid=grid, image_size=8 * grid)

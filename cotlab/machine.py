@@ -6,6 +6,12 @@ import platform
 import torch
 
 
+def synchronize(device: torch.device | None) -> None:
+    """Wait for `device`'s queued work (CUDA runs asynchronously), so that a timer measures the work itself."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def machine_record(device: torch.device) -> dict:
     """torch's intra-op threads, the device and its name (the GPU's, else the processor's)."""
     return {"torch_threads": torch.get_num_threads(), "device": str(device),
@@ -13,4 +19,4 @@ def machine_record(device: torch.device) -> dict:
                             else platform.processor() or platform.machine())}
 
 
-__all__ = ["machine_record"]
+__all__ = ["machine_record", "synchronize"]

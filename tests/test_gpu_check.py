@@ -12,6 +12,7 @@ from PIL import Image
 from cotlab import cli
 from cotlab.experiments import gpu_check as gc
 from cotlab.experiments.plan import GPUS, GIB, estimate
+from cotlab.world import sample_captions
 
 
 def test_refuses_without_cuda_before_any_work(tmp_path, monkeypatch, capsys):
@@ -45,13 +46,13 @@ def tiny_policy():
 
 
 def test_sampler_parity_on_a_tiny_model(tiny_policy):
-    found = gc.sampler_parity(tiny_policy, gc.prompts(3), "fp32")
+    found = gc.sampler_parity(tiny_policy, sample_captions(3), "fp32")
     assert found["identical_rows"] == found["rows"] == 3 and found["token_agreement"] == 1.0
     assert found["first_difference"] == [None] * 3 and found["passed"]
     assert found["distinct_tokens"] >= 3  # paths that depend on the prompt and the tokens so far, not a constant
     assert found["logprob_max_abs_diff"] < 1e-5
     with pytest.raises(ValueError, match="dtype must be fp32 or bf16"):
-        gc.sampler_parity(tiny_policy, gc.prompts(3), "fp16")
+        gc.sampler_parity(tiny_policy, sample_captions(3), "fp16")
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])

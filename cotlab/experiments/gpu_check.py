@@ -32,10 +32,11 @@ from pathlib import Path
 import torch
 
 from cotlab.kernels import logprobs_from_hidden, triton_usable
-from cotlab.machine import machine_record
-from cotlab.policy import JanusPolicy, JanusSize, PolicySpec, janus_config, shapeworld_processor
+from cotlab.machine import machine_record, synchronize
+from cotlab.policy import JanusPolicy, JanusSize
 from cotlab.policy.configs import JANUS_PRO_CODEBOOK, JANUS_PRO_GRID, JANUS_PRO_IMAGE_SIZE
-from cotlab.policy.shapeworld import set_generation_config
+from cotlab.policy.shapeworld import build_janus_pro_shaped_policy
+from cotlab.world import sample_captions
 
 GIB = 2 ** 30
 # fp32: recorded and teacher-forced log-probs are one computation by two paths (a KV cache against one forward pass)
@@ -89,41 +90,18 @@ def check_device(device: str, size: str) -> torch.device:
     return dev
 
 
-def prompts(n: int, seed: int = 0) -> list[str]:
-    """`n` ShapeWorld captions of different lengths (left-padded batches, as in training)."""
-    from cotlab.world import as_rng, captioned_scene
-
-    rng = as_rng(seed)
-    return [captioned_scene(rng)[1] for _ in range(n)]
-
-
 def build_policy(size: str, device, seed: int = 0, head_scale: float = 1.0) -> JanusPolicy:
-    """A random Janus of `SIZES[size]` built on `device` (fp32), with ShapeWorld's text tokenizer and the model's own
-    VQ as image tokenizer. `head_scale` widens the generation head's logits (random init leaves them near-uniform,
-    so that greedy paths would hinge on ties)."""
+    """A random Janus of `SIZES[size]` built on `device` (fp32; `build_janus_pro_shaped_policy`). `head_scale`
+    widens the generation head's logits (random init leaves them near-uniform, so that greedy paths would hinge on
+    ties)."""
     s = SIZES[size]
-    processor = shapeworld_processor()
-    tok = processor.tokenizer
-    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
-           "image": tok.convert_tokens_to_ids(tok.image_token)}
-    config = janus_config(s.vocab_size or len(tok), ids, s.janus, codebook_size=s.codebook_size, grid=s.grid,
-                          image_size=s.image_size)
-    from transformers import JanusForConditionalGeneration
-
-    torch.manual_seed(seed)
-    with torch.device(device):
-        model = JanusForConditionalGeneration(config).eval()
-    set_generation_config(model, tok)
+    policy = build_janus_pro_shaped_policy(seed, s.janus, codebook_size=s.codebook_size, grid=s.grid,
+                                           image_size=s.image_size, vocab_size=s.vocab_size, device=device)
     if head_scale != 1:
         with torch.no_grad():
-            for p in model.model.generation_head.parameters():
+            for p in policy.model.model.generation_head.parameters():
                 p.mul_(head_scale)
-    return JanusPolicy(model, processor, spec=PolicySpec(image_tokenizer="janus_vq"))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return policy
 
 
 # -- 1. sampler parity ---------------------------------------------------------------------------------------------
@@ -175,7 +153,7 @@ def kernel_check(device, images: int, tokens: int, hidden_size: int, codebook_si
     def run(backend: str | None, trained_head: bool):
         h = hidden.detach().clone().requires_grad_(True)
         w, b = weight.detach().clone().requires_grad_(trained_head), bias.detach().clone().requires_grad_(trained_head)
-        _sync(dev)
+        synchronize(dev)
         start = time.perf_counter()
         if backend is None:  # the reference: plain fp32 on the same values
             logits = h.float() @ w.float().T + b.float()
@@ -183,7 +161,7 @@ def kernel_check(device, images: int, tokens: int, hidden_size: int, codebook_si
         else:
             logp = logprobs_from_hidden(h, w, targets, b, backend=backend)
         (logp * upstream).sum().backward()
-        _sync(dev)
+        synchronize(dev)
         grads = {"hidden": h.grad} | ({"weight": w.grad, "bias": b.grad} if trained_head else {})
         return logp.detach(), {k: v.float() for k, v in grads.items()}, time.perf_counter() - start
 
@@ -235,7 +213,7 @@ def rl_steps(policy: JanusPolicy, algorithm: str, size: str, steps: int, seed: i
     dev = policy.device
     cfg = preset("janus-pro-1b", algorithm, max_steps=steps, seed=seed, prompts_per_step=s.prompts_per_step,
                  num_generations=s.num_generations, report_to=())
-    texts = prompts(4 * s.prompts_per_step, seed)
+    texts = sample_captions(4 * s.prompts_per_step, seed)
     if dev.type == "cuda":
         gc.collect()
         torch.cuda.empty_cache()
@@ -243,10 +221,10 @@ def rl_steps(policy: JanusPolicy, algorithm: str, size: str, steps: int, seed: i
     with ROLLOUTS.off():  # time real sampling, never a reused rollout
         trainer = trainer_for(cfg, policy=policy, reward_model=BrightnessReward(), prompts=texts, progress=False,
                               accelerator=Accelerator(mixed_precision=cfg.mixed_precision, cpu=dev.type == "cpu"))
-        _sync(dev)
+        synchronize(dev)
         start = time.perf_counter()
         trainer.train()
-        _sync(dev)
+        synchronize(dev)
         wall = time.perf_counter() - start
     rows = trainer.history
     images = sum(r["images_sampled"] for r in rows)
@@ -298,7 +276,7 @@ def gpu_check(device: str = "cuda", size: str = "janus-pro-1b", steps: int = 3, 
     report = {"check": "gpu-check", "size": size, **machine_record(dev), "torch_version": torch.__version__,
               "transformers_version": __import__("transformers").__version__}
     policy = build_policy(size, dev, seed, head_scale=5.0)
-    texts = prompts(s.parity_prompts, seed)
+    texts = sample_captions(s.parity_prompts, seed)
     report["parity"] = [sampler_parity(policy, texts, dtype) for dtype in ("fp32", "bf16")]
     del policy
     report["kernel"] = [kernel_check(dev, s.kernel_images, s.grid ** 2, s.janus.hidden_size, s.codebook_size, dtype)
@@ -375,4 +353,4 @@ def write_report(report: dict, path) -> Path:
 
 
 __all__ = ["BrightnessReward", "CheckError", "SIZES", "against_cost_model", "build_policy", "check_device",
-           "format_gpu_check", "gpu_check", "kernel_check", "prompts", "rl_steps", "sampler_parity", "write_report"]
+           "format_gpu_check", "gpu_check", "kernel_check", "rl_steps", "sampler_parity", "write_report"]

@@ -54,15 +54,27 @@ class Samples:
         return aggregate(self.prompts, picked, self.suite).overall  # reads .value and .correct of each Score
 
 
-def sample_base(policy, which: str, *, prompts_per_category: int = 20, n: int = 4, seed: int = 0,
-                guidance_scale: float = 5.0, batch_images: int = 128, progress: bool = True) -> Samples:
-    """`n` samples per prompt from `policy` for the first `prompts_per_category` prompts of each category of the
-    "id" or "ood" suite, scored exactly."""
+def _suite_prompts(which: str, prompts_per_category: int, n: int) -> list:
+    """The first `prompts_per_category` prompts of each category of the "id" or "ood" suite; `n` candidates each."""
     if which not in SUITE_SPLITS:
         raise ValueError(f"unknown suite {which!r}; expected one of {', '.join(SUITE_SPLITS)}")
     if n < 2:
         raise ValueError(f"n must be at least 2 to compare samples, got {n}")
-    prompts = first_per_category(load_suite(*SUITE_SPLITS[which]), prompts_per_category)
+    return first_per_category(load_suite(*SUITE_SPLITS[which]), prompts_per_category)
+
+
+def _scored(prompts: list, tokens: np.ndarray, scores: list) -> Samples:
+    """`Samples` of `prompts` from their candidates' tokens and exact scores, prompt-major."""
+    shape = (len(prompts), len(scores) // len(prompts))
+    return Samples(prompts, tokens.reshape(*shape, -1), np.array([s.value for s in scores]).reshape(shape),
+                   np.array([s.correct for s in scores]).reshape(shape))
+
+
+def sample_base(policy, which: str, *, prompts_per_category: int = 20, n: int = 4, seed: int = 0,
+                guidance_scale: float = 5.0, batch_images: int = 128, progress: bool = True) -> Samples:
+    """`n` samples per prompt from `policy` for the first `prompts_per_category` prompts of each category of the
+    "id" or "ood" suite, scored exactly."""
+    prompts = _suite_prompts(which, prompts_per_category, n)
     generator = torch.Generator(device=policy.device).manual_seed(int(seed))
     per_call = max(1, batch_images // n)
     tokens, scores = [], []
@@ -72,10 +84,7 @@ def sample_base(policy, which: str, *, prompts_per_category: int = 20, n: int = 
         roll = policy.sample([p.text for p in chunk], n, guidance_scale=guidance_scale, generator=generator)
         tokens.append(roll.image_tokens.cpu().numpy())
         scores += score_batch([p for p in chunk for _ in range(n)], roll.images)
-    shape = (len(prompts), n)
-    return Samples(prompts, np.concatenate(tokens).reshape(*shape, -1),
-                   np.array([s.value for s in scores]).reshape(shape),
-                   np.array([s.correct for s in scores]).reshape(shape))
+    return _scored(prompts, np.concatenate(tokens), scores)
 
 
 def ground_truth_samples(which: str, *, prompts_per_category: int = 20, n: int = 4, seed: int = 0,
@@ -85,14 +94,10 @@ def ground_truth_samples(which: str, *, prompts_per_category: int = 20, n: int =
     random scene where no fact can be broken) and one random scene, each with (probability `artifact_prob`) 1-3
     random code patches, rendered, scored exactly from pixels and shuffled (so the first candidate, the random pick,
     is no better than any other)."""
-    if which not in SUITE_SPLITS:
-        raise ValueError(f"unknown suite {which!r}; expected one of {', '.join(SUITE_SPLITS)}")
-    if n < 2:
-        raise ValueError(f"n must be at least 2 to compare candidates, got {n}")
     from cotlab.rewards.learned import with_artifacts
 
+    prompts = _suite_prompts(which, prompts_per_category, n)
     rng = np.random.default_rng([seed, 23])
-    prompts = first_per_category(load_suite(*SUITE_SPLITS[which]), prompts_per_category)
     codes = []
     for p in prompts:
         made = scene_for(p.text, rng)
@@ -105,10 +110,7 @@ def ground_truth_samples(which: str, *, prompts_per_category: int = 20, n: int =
         order = rng.permutation(n)
         codes += [with_artifacts(scene_codes(scenes[k]), rng, artifact_prob) for k in order]
     tokens = np.stack(codes)
-    scores = score_batch([p for p in prompts for _ in range(n)], decode_arrays(tokens))
-    shape = (len(prompts), n)
-    return Samples(prompts, tokens.reshape(*shape, -1), np.array([s.value for s in scores]).reshape(shape),
-                   np.array([s.correct for s in scores]).reshape(shape))
+    return _scored(prompts, tokens, score_batch([p for p in prompts for _ in range(n)], decode_arrays(tokens)))
 
 
 def reward_matrix(rm, samples: Samples) -> np.ndarray:

@@ -76,16 +76,20 @@ def word_vectors(tokenizer, dim: int, std: float) -> torch.Tensor:
     return out
 
 
-def _random_janus(size: JanusSize, seed: int, codebook_size: int, grid: int, image_size: int):
-    """(model, processor): a randomly initialised Janus of `size` (seeded) with ShapeWorld's text tokenizer and its
-    generation config set."""
+def _random_janus(size: JanusSize, seed: int, codebook_size: int, grid: int, image_size: int,
+                  vocab_size: int | None = None, device=None):
+    """(model, processor): a randomly initialised Janus of `size` (seeded; built on `device`, by default the CPU) with
+    ShapeWorld's text tokenizer, a text vocabulary of `vocab_size` rows (None: the tokenizer's) and its generation
+    config set."""
     processor = shapeworld_processor()
     tok = processor.tokenizer
     ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
            "image": tok.convert_tokens_to_ids(tok.image_token)}
-    config = janus_config(len(tok), ids, size, codebook_size=codebook_size, grid=grid, image_size=image_size)
+    config = janus_config(vocab_size or len(tok), ids, size, codebook_size=codebook_size, grid=grid,
+                          image_size=image_size)
     torch.manual_seed(seed)
-    model = JanusForConditionalGeneration(config).eval()
+    with torch.device(device or "cpu"):
+        model = JanusForConditionalGeneration(config).eval()
     set_generation_config(model, tok)
     return model, processor
 
@@ -109,8 +113,9 @@ def build_shapeworld_policy(size: str | JanusSize = "default", seed: int = 0, lo
 
 def build_janus_pro_shaped_policy(seed: int = 0, size: JanusSize = JANUS_PRO_SHAPED, *,
                                   codebook_size: int = JANUS_PRO_CODEBOOK, grid: int = JANUS_PRO_GRID,
-                                  image_size: int = JANUS_PRO_IMAGE_SIZE) -> JanusPolicy:
+                                  image_size: int = JANUS_PRO_IMAGE_SIZE, vocab_size: int | None = None,
+                                  device=None) -> JanusPolicy:
     """A random Janus with Janus-Pro-1B's image side by default (its own VQ as image tokenizer) and ShapeWorld's
-    text tokenizer."""
-    model, processor = _random_janus(size, seed, codebook_size, grid, image_size)
+    text tokenizer; `vocab_size` rows of text embeddings (None: the tokenizer's), built on `device`."""
+    model, processor = _random_janus(size, seed, codebook_size, grid, image_size, vocab_size, device)
     return JanusPolicy(model, processor, spec=PolicySpec(image_tokenizer="janus_vq"))

@@ -4,7 +4,7 @@ Scenes of a few objects (shape, colour, texture, size, grid position) render to 
 a designed codebook makes every image exactly 64 tokens. Two prompt suites mirror T2I-CompBench (in-domain) and
 GenEval (out-of-domain), and an exact scorer reads objects back from pixels and scores prompts as both benchmarks do.
 """
-from .captions import CaptionConfig, caption, captioned_scene
+from .captions import CaptionConfig, caption, captioned_scene, sample_captions
 from .holdout import HOLDOUTS, HoldOut, check_holdout, meaning, meaning_twins, twin_overlap
 from .language import (
     Entity, Prompt, PromptError, PromptSpec, Relation, parse_prompt, phrase_text, tokenize, vocabulary,
@@ -25,7 +25,7 @@ from .suites import (
 )
 
 __all__ = [
-    "BACKGROUND", "CANVAS", "CaptionConfig", "caption", "captioned_scene", "CODEBOOK_SIZE", "COLOR_NAMES", "COLORS",
+    "BACKGROUND", "CANVAS", "CaptionConfig", "caption", "captioned_scene", "sample_captions", "CODEBOOK_SIZE", "COLOR_NAMES", "COLORS",
     "COMPBENCH_CATEGORIES", "Entity", "FACTS", "GENEVAL_TASKS", "GRID", "HELDOUT_SPLITS", "HOLDOUTS", "HoldOut",
     "NUM_TOKENS", "Obj", "PATCH", "PatchReading", "PatchTokenizer", "Prompt", "PromptError", "PromptSpec", "Relation",
     "SHAPES", "SIZES", "SPLITS", "SUITES", "Scene", "Score", "SuiteReport", "TEXTURES", "aggregate", "as_rng",

@@ -126,4 +126,10 @@ def captioned_scene(rng, cfg: CaptionConfig = CaptionConfig()) -> tuple[Scene, s
             return scene, text
 
 
-__all__ = ["CaptionConfig", "caption", "captioned_scene"]
+def sample_captions(n: int, seed: int = 0) -> list[str]:
+    """`n` true captions of random scenes (of different lengths, so a batch of them is left-padded as in training)."""
+    rng = as_rng(seed)
+    return [captioned_scene(rng)[1] for _ in range(n)]
+
+
+__all__ = ["CaptionConfig", "caption", "captioned_scene", "sample_captions"]
