@@ -46,7 +46,7 @@ def test_scores_give_both_metrics_and_the_headline_value_of_summary(suite):
     result = evaluate_policy(policy, suite, images_per_prompt=2, seeds=(0, 1), prompts_per_category=2,
                              guidance_scale=3.0, progress=False)
     scores, summary = result.scores(n_boot=200), result.summary()
-    assert list(scores.columns) == ["continuous", "accuracy", "value", "se"]
+    assert list(scores.columns) == ["continuous", "accuracy", "value", "se", "skill", "skill_n", "skill_se"]
     assert list(scores.index) == list(summary.index)
     np.testing.assert_allclose(scores["value"], summary.iloc[:, 0], atol=1e-12)
     headline = "accuracy" if suite == "geneval" else "continuous"
@@ -55,6 +55,9 @@ def test_scores_give_both_metrics_and_the_headline_value_of_summary(suite):
     first = images["category"].iloc[0]
     assert scores.loc[first, "accuracy"] == pytest.approx(images[images["category"] == first]["correct"].mean())
     assert (scores["se"] >= 0).all() and scores.loc["overall", "se"] <= scores["se"].drop("overall").max()
+    # The skill score: every skill at L0, over the images whose prerequisites hold (`tests/test_skill_score.py`).
+    assert scores.loc["overall", "skill_n"] == images["skill"].notna().sum()
+    assert set(images["skill"].dropna()) <= {0.0, 1.0}
 
 
 def test_image_bootstrap_se_matches_the_standard_error_of_a_mean():

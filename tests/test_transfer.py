@@ -257,6 +257,76 @@ def test_control_verdict_says_whether_overfitting_is_visible():
     assert tr.transfer_table(mixed)["gain"].tolist() == pytest.approx([0.1, 0.1])
 
 
+def _with_skill(rows, skills: dict, n=40, se=0.05):
+    """`_rows` with a skill score per (algorithm, seed, role): skills {(arm or "base", seed or None): {role: skill}}."""
+    out = []
+    for r in rows:
+        skill = skills.get((r["algorithm"], r["seed"]), {}).get(r["role"], math.nan)
+        out.append({**r, "skill": skill, "skill_n": float(n if math.isfinite(skill) else 0),
+                    "skill_se": se if math.isfinite(skill) else math.nan})
+    return out
+
+
+def test_control_verdicts_judge_the_skill_score_beside_the_others():
+    base = {"id": 0.30, "id-heldout": 0.20, "ood": 0.25, "ood-heldout": 0.10}
+    rows = _rows({("grpo", 0): {"id": 0.45, "ood-heldout": 0.40}}, base, control="overfit")  # blind on value
+    # The held-out skill did not move (0.32 -> 0.33: chance for above/below) while the in-domain one did.
+    skills = {("base", None): {"id": 0.40, "ood-heldout": 0.32}, ("grpo", 0): {"id": 0.70, "ood-heldout": 0.33}}
+    checks = tr.control_verdicts(_with_skill(rows, skills)).set_index("metric")
+    assert list(checks.index) == ["value", "accuracy", "skill"]
+    assert checks.loc["value", "verdict"] == "blind" and checks.loc["accuracy", "verdict"] == "blind"
+    skill = checks.loc["skill"]
+    assert skill["verdict"] == "sees over-fitting"
+    assert skill["id_gain"] == pytest.approx(0.30) and skill["gain"] == pytest.approx(0.01)
+    assert skill["se"] == pytest.approx(math.sqrt(0.05 ** 2 + 0.05 ** 2))  # the skill score's own SEs
+    assert (skill["n"], skill["base_n"], skill["id_n"]) == (40, 40, 40)
+    assert (skill["base"], skill["trained"]) == pytest.approx((0.32, 0.33))
+    # Blind on the skill too, when the held-out skill rose with the in-domain one.
+    rose = {**skills, ("grpo", 0): {"id": 0.70, "ood-heldout": 0.62}}
+    assert tr.control_verdict(_with_skill(rows, rose), "skill")["verdict"] == "blind"
+    # No image conditioned on in the held-out part: not measured, never a verdict on NaN.
+    empty = {**skills, ("grpo", 0): {"id": 0.70}}
+    assert tr.control_verdict(_with_skill(rows, empty), "skill")["verdict"] == "not measured"
+    # Rows without the skill score: the verdicts of the two metrics, as before.
+    assert list(tr.control_verdicts(rows)["metric"]) == ["value", "accuracy"]
+    with pytest.raises(ValueError, match="no 'skill' column"):
+        tr.control_verdict(rows, "skill")
+    # The chapter's table: every policy and part, the control marked, the skill score beside the others.
+    table = tr.skill_table(_with_skill(rows, skills))
+    assert table.loc[("L2-above-below", "ood-heldout", "grpo (control)", 0), "skill"] == pytest.approx(0.33)
+    assert table.loc[("L2-above-below", "id", "base", ""), "skill_n"] == 40
+    assert list(table.index.get_level_values("role")[:2]) == ["id", "id"]
+
+
+def test_the_findings_carry_the_controls_skill_verdict_beside_each_transfer_record():
+    from cotlab.experiments.findings import transfer_claims
+
+    base = {"id": 0.30, "ood-heldout": 0.10}
+    runs = {(arm, seed): {"id": 0.5, "ood-heldout": 0.3} for arm in ("grpo", "dpo") for seed in range(3)}
+    control = [r for r in _rows({("grpo", 0): {"id": 0.45, "ood-heldout": 0.40}}, base, control="overfit")
+               if r["algorithm"] != "base"]
+    skills = {("base", None): {"id": 0.4, "ood-heldout": 0.32}, ("grpo", 0): {"id": 0.7, "ood-heldout": 0.33}}
+    results = pd.DataFrame(_with_skill(_rows(runs, base) + control, skills))
+    records = transfer_claims(results)
+    assert records and all(r["control"] == "blind" and r["control_skill"] == "sees over-fitting" for r in records)
+    assert "control_skill" not in transfer_claims(pd.DataFrame(_rows(runs, base) + control))[0]
+
+
+def test_transfer_table_gives_the_skill_gain_with_the_images_it_conditions_on():
+    base = {"id": 0.30, "ood": 0.25, "ood-heldout": 0.10}
+    runs = {("grpo", 0): {"id": 0.50, "ood": 0.35, "ood-heldout": 0.15}}
+    skills = {("base", None): {"id": 0.40, "ood": 0.5, "ood-heldout": 0.30},
+              ("grpo", 0): {"id": 0.60, "ood": 0.6, "ood-heldout": 0.35}}
+    table = tr.transfer_table(_with_skill(_rows(runs, base), skills, n=25))
+    assert set(table["metric"]) == {"value", "accuracy", "skill"}
+    row = table[(table["metric"] == "skill") & (table["target"] == "ood-heldout")].iloc[0]
+    assert row["gain"] == pytest.approx(0.05) and row["id_gain"] == pytest.approx(0.20)
+    assert row["ratio"] == pytest.approx(0.25) and (row["n"], row["base_n"]) == (25, 25)
+    assert table.loc[table["metric"] == "value", "n"].isna().all()
+    # Without a skill column, the two metrics as before.
+    assert set(tr.transfer_table(_rows(runs, base))["metric"]) == {"value", "accuracy"}
+
+
 def test_transfer_results_evaluate_each_base_once_under_its_holdout(monkeypatch, tmp_path):
     evaluated = []
 

@@ -10,7 +10,8 @@ hold-out defines (`holdout_suites`), each part under a role:
 * "ood-heldout": GenEval-style prompts that touch it ("test-heldout");
 * "ood-twin-free" (with `twin_free=True`): the "ood" prompts without a meaning twin among the training prompts.
 
-The transfer ratio of a run on a part p (`transfer_table`), per metric (the headline value and accuracy):
+The transfer ratio of a run on a part p (`transfer_table`), per metric (the headline value and accuracy, and the
+skill score):
 
     gain_p = score_p(trained) - score_p(base),     ratio_p = gain_p / gain_id,
 
@@ -31,6 +32,15 @@ p-values Holm-adjusted over the levels (`verdicts.family`).
 The positive control (`overfit_control`, `control_verdict`): a run of many epochs over a few dozen prompts should
 gain in domain without gaining on the held-out part; if the measurement shows the held-out gain as large as the
 in-domain one there too, it cannot see over-fitting, and a ratio near 1 is no evidence of transfer.
+
+The skill score (`SKILL`, `cotlab.evaluation.skill_score`): the held-out skill alone, given its prerequisites. A
+held-out prompt is mostly prerequisites (draw the named objects right) that every run learns; a GenEval-style
+position check then passes by layout priors. The skill score of an image is whether its relation holds given both
+named objects drawn right (a held-out relation), whether its count is exact given its kind drawn (a held-out count),
+whether its attributes are bound right given each is drawn (held-out combinations); an image whose prerequisites fail
+is excluded, so it is a conditional accuracy over `skill_n` images, with its bootstrap SE `skill_se`. The chance
+level (`skill_chance_table`): a policy that draws the objects right and leaves the skill to chance (e.g. places them
+at random).
 
 Meaning twins (`overlap_table`, `twin_free_prompts`): the share of OOD prompts that mean exactly what some training
 prompt means, per task, and the OOD prompts without such a twin.
@@ -55,7 +65,9 @@ ROLES = {("compbench", "val"): "id", ("compbench", "val-seen"): "id", ("compbenc
          ("geneval", "test"): "ood", ("geneval", "test-seen"): "ood", ("geneval", "test-heldout"): "ood-heldout"}
 TARGETS = ("id-heldout", "ood", "ood-twin-free", "ood-heldout")  # the roles a gain can transfer to
 FARTHEST = ("ood-heldout", "ood", "id-heldout")  # the part a level's claim is on: the first of these it has
-METRICS = ("value", "accuracy")
+METRICS = ("value", "accuracy")  # the claims' metrics (chapter 9 carries both)
+SKILL = "skill"  # the skill score (module docstring), a third metric where the rows have it
+CONTROL_METRICS = (*METRICS, SKILL)  # what the positive control is judged on (`control_verdicts`)
 CONTROL = "overfit"  # the control run's tag value (column "control")
 
 
@@ -123,7 +135,8 @@ def evaluation_calls(holdout: str, *, twin_free: bool = False, **eval_options) -
 def part_scores(policy_dir, name: str, holdout: str, *, twin_free: bool = False, store=None, progress: bool = True,
                 **eval_options) -> list[dict]:
     """`rl.evaluation_scores` rows of `policy_dir` on every part of `holdout` (`holdout_suites`), each with the part
-    it scores: {suite, split, part ("compbench:val-seen"), role, category, value, continuous, accuracy, se}.
+    it scores: {suite, split, part ("compbench:val-seen"), role, category, value, continuous, accuracy, se, skill,
+    skill_n, skill_se} (`EvalResult.scores`).
     Each call gets one split per suite (its rows are keyed by suite), and `holdout=` in `eval_options` unless L0
     (so L0's evaluation keys stay those of chapters 3-7). `twin_free`: one more call, the "ood" part without its
     meaning twins (`twin_free=True` to `evaluate_policy`, which must take it; part "geneval:test-seen+twin-free",
@@ -185,7 +198,8 @@ def transfer_results(configs, tags=None, *, twin_free: bool = False, store=None,
     """Train each config (cached, `rl.rl_run`) and evaluate its base and the trained policy on the parts of its
     hold-out (`part_scores`). A long table like `rl.before_after`'s, one row per (policy, part, category, with
     "overall"): algorithm (the arm; "base" for a starting policy), reward, policy, holdout, level, seed, the tags,
-    suite, split, part, role, category, value, continuous, accuracy, se, and for trained runs run and health. The
+    suite, split, part, role, category, value, continuous, accuracy, se, skill, skill_n, skill_se (the skill score,
+    its number of conditioned images and its SE), and for trained runs run and health. The
     base of each (policy, hold-out) is evaluated once; every policy gets the same `eval_options` (the CFG weight
     defaults to the runs', `rl.evaluation_options`); `twin_free` adds the twin-free OOD part (`part_scores`)."""
     from cotlab.experiments import rl
@@ -224,13 +238,17 @@ def _overall(rows) -> pd.DataFrame:
     return rows[rows["category"] == "overall"]
 
 
-def transfer_table(rows, metrics=METRICS, min_id_gain: float = MIN_ID_GAIN) -> pd.DataFrame:
+def transfer_table(rows, metrics=None, min_id_gain: float = MIN_ID_GAIN) -> pd.DataFrame:
     """Per arm, reward, hold-out, seed, metric and target part (every role of `TARGETS` the hold-out has): the gain
     over the base on the target (gain), in domain (id_gain, the "id" part) and the transfer ratio gain / id_gain
-    (module docstring), NaN with `defined` False where id_gain < `min_id_gain`. `rows`: `transfer_results`'s table
-    (a DataFrame or its records); the base of a run is the "base" row of the same policy, hold-out and part. A control
-    run (column "control" set) is left out: `control_verdict` reads it."""
+    (module docstring), NaN with `defined` False where id_gain < `min_id_gain` (or where the skill score conditions
+    on no image, NaN). `metrics`: `METRICS`, and `SKILL` where the rows have it, by default; for the skill score,
+    n and base_n are the numbers of images it conditions on in the target part (NaN for the other metrics).
+    `rows`: `transfer_results`'s table (a DataFrame or its records); the base of a run is the "base" row of the same
+    policy, hold-out and part. A control run (column "control" set) is left out: `control_verdict` reads it."""
     overall = _overall(rows)
+    if metrics is None:
+        metrics = CONTROL_METRICS if SKILL in overall else METRICS
     if "control" in overall:
         overall = overall[overall["control"].isna()]
     base = {(r["policy"], r["holdout"], r["part"]): r
@@ -254,10 +272,14 @@ def transfer_table(rows, metrics=METRICS, min_id_gain: float = MIN_ID_GAIN) -> p
             defined = id_gain >= min_id_gain
             for role in (t for t in TARGETS if t in by_role):
                 g = gain(role)
+                r = by_role[role]
+                n = (float(r[f"{SKILL}_n"]), float(base[(policy, holdout, r["part"])][f"{SKILL}_n"])) \
+                    if metric == SKILL else (math.nan, math.nan)
                 out.append({"algorithm": arm, "reward": reward, "policy": policy, "holdout": holdout,
                             "level": level_of(holdout), "seed": _plain(seed), "metric": metric, "target": role,
-                            "part": by_role[role]["part"], "id_gain": id_gain, "gain": g,
-                            "ratio": g / id_gain if defined else math.nan, "defined": bool(defined)})
+                            "part": r["part"], "id_gain": id_gain, "gain": g,
+                            "ratio": g / id_gain if defined else math.nan, "defined": bool(defined),
+                            "n": n[0], "base_n": n[1]})
     return pd.DataFrame(out)
 
 
@@ -347,17 +369,21 @@ def _countable_sd(sd: float, delta: float) -> float:
 # -- the positive control ---------------------------------------------------------------------------------------------
 
 def control_verdict(rows, metric: str = "value", z: float = 1.96) -> dict:
-    """Whether the measurement can see over-fitting, from the control run's rows and its base's (`transfer_results`
-    on `overfit_control`'s config; control rows are those tagged control = "overfit", else every non-base row).
+    """Whether the measurement can see over-fitting on `metric`, from the control run's rows and its base's
+    (`transfer_results` on `overfit_control`'s config; control rows are those tagged control = "overfit", else every
+    non-base row).
 
     Gains over the base, averaged over the control's seeds, in domain (g_id) and on the farthest part (g_far), each
-    with se = sqrt(mean_s se_s^2 / n + se_base^2) from the per-image bootstrap SEs (`se`, of the headline value; used
-    for accuracy too). Verdicts:
+    with se = sqrt(mean_s se_s^2 / n + se_base^2) from the per-image bootstrap SEs (`se`, of the headline value, used
+    for accuracy too; the skill score's own `skill_se`). For the skill score the record also gives the images it
+    conditions on (id_n, n: the control's, mean over seeds; base_id_n, base_n: the base's) and the scores themselves
+    (id_base, id_trained, base, trained). Verdicts:
     * "no in-domain gain": g_id - z se_id <= 0: the control did not learn in domain, so it tests nothing;
     * "sees over-fitting": g_id - g_far > z sqrt(se_id^2 + se_far^2): the held-out gain is clearly below the
       in-domain one, as over-fitting should leave it;
     * "blind": otherwise: the control's gain showed on the held-out part as much as in domain, so the measurement
-      cannot tell over-fitting from transfer, and the chapter must say so."""
+      cannot tell over-fitting from transfer, and the chapter must say so;
+    * "not measured": a score is NaN (the skill score conditioned on no image, or fewer than two, of some part)."""
     overall = _overall(rows)
     is_control = (overall["control"] == CONTROL) if "control" in overall else overall["algorithm"] != "base"
     runs = overall[is_control & (overall["algorithm"] != "base")]
@@ -369,20 +395,38 @@ def control_verdict(rows, metric: str = "value", z: float = 1.96) -> dict:
     base = overall[(overall["algorithm"] == "base") & (overall["policy"] == policy) & (overall["holdout"] == holdout)]
     target = farthest(runs["role"])
 
+    if metric not in runs:
+        raise ValueError(f"no {metric!r} column in the rows; metrics there: "
+                         f"{[m for m in CONTROL_METRICS if m in runs]}")
+    se_column = f"{SKILL}_se" if metric == SKILL else "se"
+    levels = {}
+
     def gain(role):
         trained, before = runs[runs["role"] == role], base[base["role"] == role]
         if before.empty:
             raise ValueError(f"no base row for policy {policy!r}, hold-out {holdout!r}, role {role!r}")
         n = trained["seed"].nunique()
-        se = math.sqrt(float((trained["se"] ** 2).mean()) / n + float(before["se"].iloc[0]) ** 2)
+        se = math.sqrt(float((trained[se_column] ** 2).mean()) / n + float(before[se_column].iloc[0]) ** 2)
+        levels[role] = (float(before[metric].iloc[0]), float(trained[metric].mean()))
+        if metric == SKILL:
+            levels[role] += (float(before[f"{SKILL}_n"].iloc[0]), float(trained[f"{SKILL}_n"].mean()))
         return float(trained[metric].mean() - before[metric].iloc[0]), se
 
     (g_id, se_id), (g_far, se_far) = gain("id"), gain(target)
     record = {"holdout": holdout, "target": target, "metric": metric, "seeds": int(runs["seed"].nunique()),
               "id_gain": g_id, "id_se": se_id, "gain": g_far, "se": se_far,
-              "ratio": g_far / g_id if g_id >= MIN_ID_GAIN else math.nan}
+              "ratio": g_far / g_id if g_id >= MIN_ID_GAIN else math.nan,
+              "id_base": levels["id"][0], "id_trained": levels["id"][1],
+              "base": levels[target][0], "trained": levels[target][1]}
+    if metric == SKILL:
+        record.update(base_id_n=levels["id"][2], id_n=levels["id"][3], base_n=levels[target][2],
+                      n=levels[target][3])
     gap, gap_se = g_id - g_far, math.hypot(se_id, se_far)
-    if g_id - z * se_id <= 0:
+    if not all(math.isfinite(x) for x in (g_id, g_far, se_id, se_far)):
+        verdict = "not measured"
+        why = (f"the {metric} score or its SE is undefined on the in-domain or the {target} part (it conditions on "
+               f"fewer than two images there), so the control says nothing on it")
+    elif g_id - z * se_id <= 0:
         verdict = "no in-domain gain"
         why = (f"in-domain gain {g_id:+.3f} ± {z * se_id:.3f} does not exclude 0: the control did not learn in "
                f"domain, so it cannot test the measurement (train it longer or faster)")
@@ -396,6 +440,49 @@ def control_verdict(rows, metric: str = "value", z: float = 1.96) -> dict:
                f"does not put the held-out gain clearly below the in-domain one; even an over-fitting run looks as if "
                f"it transferred, so transfer ratios near 1 are no evidence of transfer")
     return {**record, "verdict": verdict, "why": why}
+
+
+def control_verdicts(rows, metrics=None, z: float = 1.96) -> pd.DataFrame:
+    """`control_verdict` on every metric (`CONTROL_METRICS` that the rows have, by default: value, accuracy, skill),
+    one row each: whether the measurement is blind to over-fitting on that metric."""
+    overall = _overall(rows)
+    metrics = [m for m in CONTROL_METRICS if m in overall] if metrics is None else list(metrics)
+    return pd.DataFrame([control_verdict(rows, m, z) for m in metrics])
+
+
+def skill_table(rows) -> pd.DataFrame:
+    """The skill score beside the other metrics, per policy and part (overall rows of `transfer_results`): algorithm
+    ("base" for a starting policy; the control marked "(control)"), hold-out, seed, role, part, value, accuracy,
+    skill, skill_n (the images the skill score conditions on) and skill_se, each policy's parts in `ROLES` order."""
+    overall = _overall(rows)
+    if SKILL not in overall:
+        raise ValueError("no skill score in the rows; evaluate with this version of cotlab.evaluation")
+    control = overall["control"].eq(CONTROL) if "control" in overall else pd.Series(False, index=overall.index)
+    out = overall.assign(algorithm=overall["algorithm"].where(~control, overall["algorithm"] + " (control)"),
+                         seed=[_plain(s) if s == s and s is not None else "" for s in overall["seed"]])
+    order = {role: k for k, role in enumerate(dict.fromkeys([*ROLES.values(), "ood-twin-free"]))}
+    out = out.assign(_order=out["role"].map(order)).sort_values(["holdout", "_order"], kind="stable")
+    columns = ["algorithm", "holdout", "seed", "role", "part", "value", "accuracy", SKILL, f"{SKILL}_n",
+               f"{SKILL}_se"]
+    return out[columns].set_index(["holdout", "role", "algorithm", "seed"])
+
+
+def skill_chance_table(holdout: str, *, prompts_per_category: int | None = None, images_per_prompt: int = 8,
+                       seed: int = 0) -> pd.DataFrame:
+    """The skill score's chance level on every part of `holdout` (`holdout_suites`;
+    `cotlab.evaluation.skill_chance`: every named object drawn right, the held-out skill left to chance, e.g. the
+    objects placed at random): per part, its role, the chance level (skill), the scenes it conditions on (skill_n)
+    and the bootstrap SE (skill_se), over the same prompts an evaluation with `prompts_per_category` scores."""
+    from cotlab.evaluation import skill_chance
+
+    out = []
+    for suite, split in holdout_suites(holdout):
+        overall = skill_chance(suite, split, holdout=holdout, images_per_prompt=images_per_prompt,
+                               prompts_per_category=prompts_per_category, seed=seed).loc["overall"]
+        out.append({"holdout": holdout, "part": f"{suite}:{split}", "role": ROLES[(suite, split)],
+                    "chance": float(overall["skill"]), "chance_n": int(overall["skill_n"]),
+                    "chance_se": float(overall["skill_se"])})
+    return pd.DataFrame(out)
 
 
 # -- meaning twins ----------------------------------------------------------------------------------------------------
@@ -542,8 +629,9 @@ def heldout_samples(configs, tags, holdout: str, *, arms=("grpo", "dpo"), num_pr
     return rl.policy_samples(runs, evenly_spaced(prompts, num_prompts), seed=seed)
 
 
-__all__ = ["CHAPTER", "CONTROL", "CONTROL_HOLDOUT", "FARTHEST", "METRICS", "MIN_ID_GAIN", "ROLES", "TARGETS",
-           "TWIN_FREE", "chapter_configs", "chapter_runs", "claims_frame", "control_verdict", "evaluation_calls",
-           "farthest", "heldout_samples", "holdout_suites", "level_of", "overfit_control", "overlap_table",
-           "part_scores", "transfer_claim", "transfer_plot", "transfer_results", "transfer_runs", "transfer_summary",
-           "transfer_table", "twin_free_prompts", "twin_free_table"]
+__all__ = ["CHAPTER", "CONTROL", "CONTROL_HOLDOUT", "CONTROL_METRICS", "FARTHEST", "METRICS", "MIN_ID_GAIN", "ROLES",
+           "SKILL", "TARGETS", "TWIN_FREE", "chapter_configs", "chapter_runs", "claims_frame", "control_verdict",
+           "control_verdicts", "evaluation_calls", "farthest", "heldout_samples", "holdout_suites", "level_of",
+           "overfit_control", "overlap_table", "part_scores", "skill_chance_table", "skill_table", "transfer_claim",
+           "transfer_plot", "transfer_results", "transfer_runs", "transfer_summary", "transfer_table",
+           "twin_free_prompts", "twin_free_table"]
