@@ -26,11 +26,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
+from cotlab.kernels import TOKEN_CHUNK, VOCAB_CHUNK, logprobs_from_hidden
 from cotlab.machine import machine_record, synchronize
+from cotlab.policy import SHAPEWORLD_SIZES, build_shapeworld_policy
 from cotlab.policy.configs import JANUS_PRO_CODEBOOK, JANUS_PRO_GRID
 from cotlab.policy.shapeworld import build_janus_pro_shaped_policy
+from cotlab.rewards import MetricReward
+from cotlab.training import PRESETS, preset, trainer_for
+from cotlab.training.buffer import ROLLOUTS
 from cotlab.world import sample_captions
 
 # Defaults of `bench_sampler` where an argument is left as None: ShapeWorld's policies vs the Janus-Pro-shaped one.
@@ -93,8 +99,6 @@ def bench_sampler(size: str = "default", batch_prompts: int | None = None, num_s
     Returns a JSON-able dict; `ratio` is ours / generate in image tokens per second at the median times (above 1:
     ours is faster). Two contention-robust companions: `ratio_min` (at the fastest times) and `ratio_paired` (median
     over repeats of generate's time / ours in the same repeat)."""
-    from cotlab.policy import SHAPEWORLD_SIZES
-
     if not janus_pro_shaped and size not in SHAPEWORLD_SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {', '.join(SHAPEWORLD_SIZES)}")
     kind = "janus_pro_shaped" if janus_pro_shaped else "shapeworld"
@@ -122,8 +126,6 @@ def bench_sampler(size: str = "default", batch_prompts: int | None = None, num_s
 
 def _bench_sampler(size, batch_prompts, num_samples, guidance_scale, repeats, warmup, seed, janus_pro_shaped, device,
                    verbose) -> dict:
-    from cotlab.policy import build_shapeworld_policy
-
     pol = build_janus_pro_shaped_policy(seed) if janus_pro_shaped else build_shapeworld_policy(size, seed=seed)
     if device is not None:
         pol.model.to(device)
@@ -232,8 +234,6 @@ def _real_sampling(fn):
     since their repeats sample the same calls with the same weights."""
     @functools.wraps(fn)
     def timed(*args, **kwargs):
-        from cotlab.training.buffer import ROLLOUTS
-
         with ROLLOUTS.off():
             return fn(*args, **kwargs)
     return timed
@@ -260,10 +260,6 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
     `matmul_gflops` their achieved rate, and `matmul_peak_fraction` that rate over the machine's measured throughput
     (`matmul_throughput`, in `matmul_peak_gflops`); `seconds_at_matmul_peak` is what the step's matrix products would
     take at that throughput, the floor a step's time is measured against."""
-    from cotlab.policy import build_shapeworld_policy
-    from cotlab.rewards import MetricReward
-    from cotlab.training import PRESETS, preset, trainer_for
-
     if tier not in PRESETS or tier == "paper":
         raise ValueError(f"bench step runs a ShapeWorld preset (smoke or default), got {tier!r}")
     if steps < 1 or repeats < 1:
@@ -287,8 +283,8 @@ def bench_rl_step(tier: str = "default", steps: int = 3, repeats: int = 3, seed:
 
         histories = {name: [] for name in configs}
         walls = interleaved(prepare, configs, repeats, keep=lambda name, rows: histories[name].append(rows))
-        runs = {name: [{**{phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / steps for phase in STEP_PHASES},
-                        "total": wall / steps, "images_per_step": sum(r["images_sampled"] for r in rows) / steps}
+        runs = {name: [{**{phase: sum(r.get(f"time/{phase}", 0.0) for r in rows) / steps for phase in STEP_PHASES},
+                        "total": wall / steps, "images_per_step": sum(r["budget/images_sampled"] for r in rows) / steps}
                        for rows, wall in zip(histories[name], walls[name])]
                 for name in configs}
         for name, algorithm, tiled in variants:
@@ -391,10 +387,6 @@ def bench_scaling(tier: str = "default", group_sizes=(2, 4, 8), prompts=(4, 8, 1
     step's two kernels on random Janus models of the same language model with a grid x grid image: sampling the
     preset's prompts x group with CFG, and the update's forward and backward of the tiled log-probs; no reward).
     Returns a JSON-able dict whose `rows` have axis, value, images, seconds and the phase seconds."""
-    from cotlab.policy import SHAPEWORLD_SIZES, build_shapeworld_policy
-    from cotlab.rewards import MetricReward
-    from cotlab.training import PRESETS, preset, trainer_for
-
     if tier not in PRESETS or tier == "paper":
         raise ValueError(f"bench scaling runs a ShapeWorld preset (smoke or default), got {tier!r}")
     if steps < 1 or min((*group_sizes, *prompts, *grids), default=1) < 1:
@@ -413,10 +405,10 @@ def bench_scaling(tier: str = "default", group_sizes=(2, 4, 8), prompts=(4, 8, 1
                 trainer = trainer_for(cfg, policy=build_shapeworld_policy(cfg.policy, seed=seed),
                                       reward_model=MetricReward(), progress=False)
                 trainer.train()
-                phases = {p: statistics.median(r.get(f"seconds_{p}", 0.0) for r in trainer.history)
+                phases = {p: statistics.median(r.get(f"time/{p}", 0.0) for r in trainer.history)
                           for p in STEP_PHASES}
                 rows.append({"axis": axis, "value": value, "images": cfg.prompts_per_step * cfg.num_generations,
-                             "seconds": statistics.median(r["seconds_step"] for r in trainer.history), **phases})
+                             "seconds": statistics.median(r["time/step"] for r in trainer.history), **phases})
         size = dataclasses.replace(SHAPEWORLD_SIZES[base.policy if base.policy in SHAPEWORLD_SIZES else "default"],
                                    max_positions=max(grids) ** 2 + 64)
         prompts_text = sample_captions(base.prompts_per_step, seed)
@@ -518,8 +510,6 @@ def bench_logprobs(sequences: int = 1, hidden_size: int = 64, vocab_size: int = 
     ``memory_ratio_without_gradients`` the memory ratio once the gradients' bytes are taken off both peaks (what the
     chunking changes; the head's weight gradient, V x D, dominates the peaks when D is large and the batch small).
     ``goal_met``: the tiled path within `LOGPROB_GOAL` on ``memory_ratio`` (gradients included) and ``time_ratio``."""
-    from cotlab.kernels import TOKEN_CHUNK, VOCAB_CHUNK
-
     if min(sequences, hidden_size, vocab_size, tokens) < 1:
         raise ValueError(f"sequences, hidden_size, vocab_size and tokens must be at least 1, got {sequences}, "
                          f"{hidden_size}, {vocab_size} and {tokens}")
@@ -542,8 +532,6 @@ def bench_logprobs(sequences: int = 1, hidden_size: int = 64, vocab_size: int = 
 def _bench_logprobs(sequences, hidden_size, vocab_size, tokens, temperature, token_chunk, vocab_chunk, trained_head,
                     repeats, warmup, seed, device, verbose) -> dict:
     from trl.trainer.utils import selective_log_softmax
-
-    from cotlab.kernels import logprobs_from_hidden
 
     dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     generator = torch.Generator().manual_seed(seed)
@@ -654,8 +642,6 @@ def format_logprobs(result: dict) -> str:
 def sampler_table(results: Sequence[dict]):
     """`bench_sampler` results as a table, one row each: model, rows (CFG doubles the prompts' rows), image tokens,
     both throughputs, their ratio at the median times and the paired ratio."""
-    import pandas as pd
-
     return pd.DataFrame([{
         "model": r["model"], "rows (CFG doubles them)": r["rows"] * 2, "image tokens": r["image_tokens"],
         "ours (tokens/s)": r["ours"]["tokens_per_s"], "generate (tokens/s)": r["generate"]["tokens_per_s"],
@@ -666,8 +652,6 @@ def logprob_table(results: Sequence[dict]):
     """`bench_logprobs` results as a table, one row per result and method of `LOGPROB_METHODS`: hidden size, head,
     method, median seconds, peak MiB, time and memory against plain (and memory without the gradients every method
     holds), and the largest difference from plain's log-probs in units of 1e-6."""
-    import pandas as pd
-
     return pd.DataFrame([{
         "hidden size": r["hidden_size"], "head": "trained" if r["trained_head"] else "frozen", "method": m,
         "median s": r[m]["median_s"], "peak MiB": r[m]["peak_bytes"] / 2**20, "time / plain": r[m]["time_ratio"],
@@ -684,8 +668,6 @@ STEP_VARIANTS = (("grpo", "GRPO"), ("dpo", "DPO"), ("grpo_plain", "GRPO, full lo
 def step_table(result: dict):
     """A `bench_rl_step` result as seconds per step, one row per variant it ran (GRPO, DPO and, when it compared the
     plain log-prob path, their full-logits runs): the phases of `STEP_PHASES`, the total and the images per step."""
-    import pandas as pd
-
     return pd.DataFrame({name: {**{p: result[key][p] for p in (*STEP_PHASES, "total")},
                                 "images": result[key]["images_per_step"]}
                          for key, name in STEP_VARIANTS if key in result}).T.rename_axis("seconds per step")
@@ -695,8 +677,6 @@ def matmul_table(result: dict):
     """The matrix products of a `bench_rl_step` result's profiled GRPO and DPO steps, one column each: their share of
     the step, their rate, that rate as a fraction of the machine's measured throughput, the GFLOP per step, the
     seconds they would take at that throughput, and the step's seconds over those."""
-    import pandas as pd
-
     return pd.DataFrame({name: {
         "share of the step in matrix products": result[key]["matmul_share"],
         "their rate (GFLOP/s)": result[key]["matmul_gflops"],
@@ -705,3 +685,45 @@ def matmul_table(result: dict):
         "seconds at the measured throughput": result[key]["seconds_at_matmul_peak"],
         "step seconds / that": result[key]["total"] / result[key]["seconds_at_matmul_peak"]}
         for key, name in STEP_VARIANTS[:2]})
+
+
+SAMPLER_GOAL = 2.0  # the issue's goal for our sampler: at least this many times generate's tokens per second
+THROUGHPUT_GOAL = 4.0  # the goal for the whole study's runs per hour: the executor's over one process's
+
+
+def appendix_findings(samplers: Sequence[dict], logprobs: Sequence[dict], step: dict, scaling: dict,
+                      throughput: dict, sampler_size: str = "default") -> str:
+    """The benchmarks appendix's "What this appendix found" (Markdown, its heading included), read from its results:
+    `samplers` (`bench_sampler`'s, ShapeWorld's first, then the Janus-Pro-shaped one if run), `logprobs`
+    (`bench_logprobs`'s), `step` (`bench_rl_step`'s), `scaling` (`bench_scaling`'s, its group-size rows) and
+    `throughput` (`cotlab.experiments.throughput.bench_throughput`'s). Each goal is reported as met or not."""
+    shapeworld, jp = samplers[0], (samplers[1] if len(samplers) > 1 else None)
+    groups = [r for r in scaling["rows"] if r["axis"] == "num_generations"]
+    matmul_bound = max(step[a]["matmul_share"] for a in ("grpo", "dpo")) >= 0.5
+    lines = [
+        f"* **Sampler**: {shapeworld['ratio']:.2f}x `generate` on ShapeWorld's {sampler_size} policy"
+        + (f" and {jp['ratio']:.2f}x on the Janus-Pro-shaped one" if jp else "")
+        + f"; the goal of {SAMPLER_GOAL:g}x is {'met' if shapeworld['ratio'] >= SAMPLER_GOAL else 'not met'} on "
+          f"ShapeWorld.",
+        f"* **Log-probs**, tiled peak memory and time against plain (goal: <= {LOGPROB_GOAL['memory']:.0%} at <= "
+        f"{LOGPROB_GOAL['time']:g}x): "
+        + "; ".join(f"hidden size {r['hidden_size']}, head {'trained' if r['trained_head'] else 'frozen'}: "
+                    f"{r['tiled']['memory_ratio']:.0%} at {r['tiled']['time_ratio']:.2f}x "
+                    f"({'met' if r['goal_met'] else 'not met'})" for r in logprobs)
+        + ".",
+        f"* **Steps**: GRPO {step['grpo']['total']:.2f} s, DPO {step['dpo']['total']:.2f} s per step; matrix products "
+        f"are {step['grpo']['matmul_share']:.0%} (GRPO) and {step['dpo']['matmul_share']:.0%} (DPO) of a step, at "
+        f"{step['grpo']['matmul_peak_fraction']:.0%} and {step['dpo']['matmul_peak_fraction']:.0%} of the machine's "
+        f"measured matmul throughput"
+        + (": a step is mostly matrix products, so its time follows the FLOPs." if matmul_bound else
+           ": most of a step is not arithmetic but per-operation overhead, memory traffic and the Python loop around "
+           "small kernels.")
+        + (f" From group size {groups[0]['value']} to {groups[-1]['value']} "
+           f"({groups[-1]['images'] / groups[0]['images']:.0f}x the images) a GRPO step takes "
+           f"{groups[-1]['seconds'] / groups[0]['seconds']:.2f}x the time." if len(groups) > 1 else ""),
+        f"* **Throughput**: {throughput['runs']} runs with their evaluations took "
+        f"{throughput['sequential']['seconds']:.0f} s one after another and {throughput['executor']['seconds']:.0f} s "
+        f"on {throughput['workers']} workers: {throughput['speedup']:.2f}x the runs per hour (the goal for the whole "
+        f"study is {THROUGHPUT_GOAL:g}x).",
+    ]
+    return "## What this appendix found\n\n" + "\n".join(lines)

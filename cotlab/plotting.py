@@ -66,6 +66,26 @@ def probe_plot(curves):
     return fig
 
 
+def spread_plot(table, ax=None):
+    """Best-of-N per reward model (95% bars over seeds) between the random and oracle picks (lines), from a table as
+    `cotlab.experiments.reward_eval.spread` makes it: indexed by reward model, with a ``<suite> best-of-<n>`` column
+    and its ``... ±`` half-width, a ``seeds`` column (0 for the two pick rows) and the rows "random pick" and
+    "oracle pick"; returns the axes."""
+    bon_col = next(c for c in table.columns if "best-of-" in c and not c.endswith("±"))
+    models = table[table["seeds"] > 0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 0.35 * len(models) + 1.5))
+    y = np.arange(len(models))
+    ax.errorbar(models[bon_col], y, xerr=models[f"{bon_col} ±"].fillna(0), fmt="o", capsize=3)
+    for name, style in (("random pick", ":"), ("oracle pick", "--")):
+        ax.axvline(table.loc[name, bon_col], color="grey", ls=style, lw=1, label=name)
+    ax.set_yticks(y, models.index)
+    ax.set(xlabel=bon_col.replace("ood", "out-of-domain").replace("id ", "in-domain "),
+           title="Spread of the reward models' generalisation")
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
 def scaling_plot(result: dict):
     """Seconds per GRPO step against each axis of a `cotlab.bench.bench_scaling` result (log-log), with the sampling
     and update phases, and the linear-growth line through the first point; returns the figure."""

@@ -68,15 +68,15 @@ def test_online_dpo_samples_each_step_what_grpo_samples_with_the_same_weights(ba
     assert len(seen) == 2
     for step, (got, want) in enumerate(zip(seen, expected)):
         assert torch.equal(got.tokens, want.tokens) and torch.equal(got.rewards, want.rewards), step
-        assert rows[step]["reward_mean"] == pytest.approx(want.rewards.mean().item())
-        assert rows[step]["logprob_mismatch_max"] < 1e-5  # logged at every step online: always the sampling policy
+        assert rows[step]["reward/mean"] == pytest.approx(want.rewards.mean().item())
+        assert rows[step]["policy/logprob_mismatch_max"] < 1e-5  # logged at every step online: the sampling policy
     offline = make(tiny(DPOConfig), base)
     offline.begin_round(0)
     buffered = offline.round_data[1].groups
     from_base = make(tiny(GRPOConfig), base).collect(0, 1)[0]
     assert torch.equal(buffered.tokens, from_base.tokens)  # offline: round 1 sampled by the base
     offline.train_step(0, 0)
-    assert offline.train_step(0, 1)["reward_mean"] == pytest.approx(buffered.rewards.mean().item())
+    assert offline.train_step(0, 1)["reward/mean"] == pytest.approx(buffered.rewards.mean().item())
     assert not torch.equal(seen[1].tokens, from_base.tokens)  # online's step 1: the policy after one update
 
 
@@ -102,9 +102,10 @@ def test_the_three_arms_spend_equal_budgets(base):
         trainer = make(cfg, base)
         trainer.train()
         history = trainer.history
-        assert (history[-1]["total_images_sampled"], history[-1]["total_reward_calls"]) == tuple(cfg.budget().values())
-        assert sum(r["reward_calls"] for r in history) == cfg.budget()["reward_calls"]
-        per_step[name] = [r["images_sampled"] for r in history]
+        assert ((history[-1]["budget/total_images_sampled"], history[-1]["budget/total_reward_calls"])
+                == tuple(cfg.budget().values()))
+        assert sum(r["budget/reward_calls"] for r in history) == cfg.budget()["reward_calls"]
+        per_step[name] = [r["budget/images_sampled"] for r in history]
     assert per_step["online"] == per_step["grpo"] == [16, 16, 16, 16]
     assert per_step["offline"] == [32, 0, 32, 0]
 
@@ -118,6 +119,6 @@ def test_grpo_with_cfg_log_probs_trains_on_the_distribution_it_samples(base):
     trainer = make(cfg, base)
     before = {n: p.clone() for n, p in trainer.policy.model.named_parameters() if p.requires_grad}
     row = trainer.train_step(0, 0)
-    assert row["logprob_mismatch_max"] < 1e-5 and row["images_sampled"] == 16
-    assert torch.isfinite(torch.tensor(row["loss"])) and row["grad_norm"] > 0
+    assert row["policy/logprob_mismatch_max"] < 1e-5 and row["budget/images_sampled"] == 16
+    assert torch.isfinite(torch.tensor(row["loss/total"])) and row["optim/grad_norm"] > 0
     assert any(not torch.equal(p, before[n]) for n, p in trainer.policy.model.named_parameters() if n in before)

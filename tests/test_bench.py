@@ -6,8 +6,8 @@ import math
 import pytest
 
 from cotlab import cli
-from cotlab.bench import (LOGPROB_METHODS, STEP_PHASES, bench_sampler, format_sampler, interleaved, logprob_table,
-                          matmul_table, sampler_table, step_table)
+from cotlab.bench import (LOGPROB_METHODS, STEP_PHASES, appendix_findings, bench_sampler, format_sampler, interleaved,
+                          logprob_table, matmul_table, sampler_table, step_table)
 
 
 def test_bench_sampler_reports_both_throughputs():
@@ -130,3 +130,34 @@ def test_step_and_matmul_tables_read_a_bench_step_result():
     assert list(matmul.columns) == ["GRPO", "DPO"]
     assert matmul.loc["GFLOP per step", "GRPO"] == 4.0 and matmul.loc["step seconds / that", "GRPO"] == 5.0
     assert matmul.loc["step seconds / that", "DPO"] == 2.5
+
+
+def test_appendix_findings_read_each_result_and_say_whether_each_goal_is_met():
+    samplers = [{"ratio": 2.5}, {"ratio": 1.5}]
+    logprobs = [{"hidden_size": 64, "trained_head": False, "tiled": {"memory_ratio": 0.2, "time_ratio": 1.1},
+                 "goal_met": True},
+                {"hidden_size": 2048, "trained_head": True, "tiled": {"memory_ratio": 0.4, "time_ratio": 1.3},
+                 "goal_met": False}]
+    step = {"grpo": {"total": 2.0, "matmul_share": 0.2, "matmul_peak_fraction": 0.1},
+            "dpo": {"total": 1.0, "matmul_share": 0.3, "matmul_peak_fraction": 0.05}}
+    scaling = {"rows": [{"axis": "num_generations", "value": 2, "images": 16, "seconds": 1.0},
+                        {"axis": "prompts_per_step", "value": 4, "images": 16, "seconds": 9.0},
+                        {"axis": "num_generations", "value": 8, "images": 64, "seconds": 3.0}]}
+    throughput = {"runs": 4, "sequential": {"seconds": 100.0}, "executor": {"seconds": 40.0}, "workers": 2,
+                  "speedup": 2.5}
+    text = appendix_findings(samplers, logprobs, step, scaling, throughput, "small")
+    heading, blank, *lines = text.split("\n")
+    assert (heading, blank) == ("## What this appendix found", "") and len(lines) == 4
+    assert lines[0] == ("* **Sampler**: 2.50x `generate` on ShapeWorld's small policy and 1.50x on the "
+                        "Janus-Pro-shaped one; the goal of 2x is met on ShapeWorld.")
+    assert lines[1] == ("* **Log-probs**, tiled peak memory and time against plain (goal: <= 25% at <= 1.2x): hidden "
+                        "size 64, head frozen: 20% at 1.10x (met); hidden size 2048, head trained: 40% at 1.30x "
+                        "(not met).")
+    assert lines[2].startswith("* **Steps**: GRPO 2.00 s, DPO 1.00 s per step; matrix products are 20% (GRPO) and "
+                               "30% (DPO) of a step, at 10% and 5% of the machine's measured matmul throughput: most")
+    assert lines[2].endswith("From group size 2 to 8 (4x the images) a GRPO step takes 3.00x the time.")
+    assert lines[3] == ("* **Throughput**: 4 runs with their evaluations took 100 s one after another and 40 s on 2 "
+                        "workers: 2.50x the runs per hour (the goal for the whole study is 4x).")
+    one = appendix_findings(samplers[:1], logprobs, {a: {**r, "matmul_share": 0.6} for a, r in step.items()},
+                            scaling, throughput)
+    assert "on ShapeWorld's default policy; the goal" in one and "a step is mostly matrix products" in one

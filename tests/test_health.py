@@ -11,6 +11,7 @@ from cotlab.experiments.rl import algorithm_gaps, summarize_runs, sweep_change
 from cotlab.rewards import MAX_REWARD, checked_rewards
 from cotlab.training import DPOConfig, GRPOConfig, trainer_for
 from cotlab.training.health import CONSTANT_STEPS, TrainingHealth, TrainingHealthWarning, run_health
+from cotlab.training.metrics import LEGACY_METRIC_NAMES
 from tiny import tiny_policy
 
 PROMPTS = ["a red circle", "two blue squares", "a green cross left of a yellow diamond", "a small striped triangle",
@@ -18,13 +19,13 @@ PROMPTS = ["a red circle", "two blue squares", "a green cross left of a yellow d
 
 
 def grpo_row(step, std=0.2, zero_std=0.0, grad=1.0, mean=0.5):
-    return {"step": step, "reward_mean": mean, "reward_std": std, "zero_std_fraction": zero_std, "grad_norm": grad,
-            "loss": 0.0, "seconds_step": 0.1 * step}
+    return {"step": step, "reward/mean": mean, "reward/std": std, "reward/zero_std_fraction": zero_std,
+            "optim/grad_norm": grad, "loss/total": 0.0, "time/step": 0.1 * step}
 
 
 def dpo_row(step, pairs=4, ties=0, below=0, std=0.2, grad=1.0):
-    return {"step": step, "reward_mean": 0.5, "reward_std": std, "pairs_kept": pairs, "ties_dropped": ties,
-            "below_margin_dropped": below, "grad_norm": grad}
+    return {"step": step, "reward/mean": 0.5, "reward/std": std, "dpo/pairs_kept": pairs, "dpo/ties_dropped": ties,
+            "dpo/below_margin_dropped": below, "optim/grad_norm": grad}
 
 
 def feed(rows, reward="metric"):
@@ -83,6 +84,18 @@ def test_reward_spread_collapse_is_measured_against_the_first_steps():
     assert "reward spread has collapsed to 0.01" in raised[0] and "(0.3)" in raised[0]
 
 
+def test_rows_logged_under_the_old_names_get_the_same_verdict():
+    """A run logged before the metric names had namespaces (`reward_std`, `pairs_kept`, ...) is read by the
+    legacy map: its verdict is the one of the same rows under the current names."""
+    old = {v: k for k, v in LEGACY_METRIC_NAMES.items()}
+    for rows in ([grpo_row(s, std=0.0, zero_std=1.0, grad=0.0) for s in range(1, 5)],
+                 [dpo_row(s, pairs=0, ties=4, std=0.0, grad=0.0) for s in range(1, 4)],
+                 [grpo_row(s, std=x) for s, x in enumerate([0.3, 0.3, 0.3, 0.2, 0.02, 0.02, 0.01], 1)]):
+        legacy = [{old.get(k, k): v for k, v in row.items()} for row in rows]
+        assert "reward_std" in legacy[0] and "reward/std" not in legacy[0]
+        assert run_health(legacy) == run_health(rows) != "ok"
+
+
 def test_replay_of_a_resumed_history_rebuilds_the_same_state():
     """The monitor's state is its rows: replaying the first k rows (with their health fields) and continuing gives
     the rows of an uninterrupted run, without warning again for what was raised before the resume."""
@@ -124,7 +137,7 @@ class ConstantReward:
 def test_a_constant_reward_run_is_diagnosed_from_its_history(base, cls, code):
     trainer = make(tiny(cls, max_steps=CONSTANT_STEPS), base, reward_model=ConstantReward())
     trainer.train()
-    assert all(r["grad_norm"] == 0.0 for r in trainer.history)
+    assert all(r["optim/grad_norm"] == 0.0 for r in trainer.history)
     assert run_health(trainer.history) == f"{code},zero_grad"
 
 
@@ -154,11 +167,11 @@ def test_sampled_and_teacher_forced_logprobs_agree_to_rounding(base, cls, fields
     trainer = make(tiny(cls, logprob_mode=mode, guidance_scale=3.0, **fields), base)
     trainer.train()
     first, second = trainer.history
-    assert 0 <= first["logprob_mismatch_max"] < 1e-4
+    assert 0 <= first["policy/logprob_mismatch_max"] < 1e-4
     if cls is GRPOConfig:
-        assert 0 <= second["logprob_mismatch_max"] < 1e-4
+        assert 0 <= second["policy/logprob_mismatch_max"] < 1e-4
     else:
-        assert "logprob_mismatch_max" not in second
+        assert "policy/logprob_mismatch_max" not in second
 
 
 def test_the_mismatch_sees_log_probs_of_another_distribution(base):
@@ -166,7 +179,7 @@ def test_the_mismatch_sees_log_probs_of_another_distribution(base):
     groups, _ = trainer.collect(0, 0)
     groups.old_logprobs = groups.old_logprobs.clone()
     groups.old_logprobs[3, 5] -= 0.5
-    assert trainer.update(groups)["logprob_mismatch_max"] == pytest.approx(0.5, abs=1e-4)
+    assert trainer.update(groups)["policy/logprob_mismatch_max"] == pytest.approx(0.5, abs=1e-4)
 
 
 # -- rewards refused -----------------------------------------------------------------------------------------------

@@ -73,8 +73,8 @@ def test_the_paper_preset_trains_under_accelerate_on_two_cpu_processes(janus_pro
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [1, 2]
-    assert all(r["images_sampled"] >= 0 and torch.isfinite(torch.tensor(r["loss"])) for r in rows)
-    assert sum(r["images_sampled"] for r in rows) == 2 * 2 * 4  # prompts x steps x G, over both processes
+    assert all(r["budget/images_sampled"] >= 0 and torch.isfinite(torch.tensor(r["loss/total"])) for r in rows)
+    assert sum(r["budget/images_sampled"] for r in rows) == 2 * 2 * 4  # prompts x steps x G, over both processes
     saved = json.loads((out / "checkpoint-000002" / "config.json").read_text())
     assert saved["mixed_precision"] == "bf16" and saved["gradient_checkpointing"] and saved["tiled_logprobs"]
     trained = JanusPolicy.from_pretrained(out / "checkpoint-000002" / "policy")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cotlab.plotting import image_grid, scaling_plot, sweep_plot
+from cotlab.plotting import image_grid, scaling_plot, spread_plot, sweep_plot
 
 
 @pytest.fixture(autouse=True)
@@ -81,3 +81,17 @@ def test_scaling_plot_draws_each_axis_log_log_with_the_linear_line_through_the_f
     assert [t.get_text() for t in first.get_xticklabels()] == ["2", "4", "8"]
     second = {line.get_label(): line for line in fig.axes[1].lines}
     assert np.allclose(second["linear"].get_ydata(), [0.64, 2.56])  # 0.01 x 16^1.5 x (64 / 16)
+
+
+def test_spread_plot_draws_each_model_with_its_bar_between_the_two_picks():
+    table = pd.DataFrame({"seeds": [0, 3, 2, 0], "ood best-of-4": [0.4, 0.45, 0.55, 0.6],
+                          "ood best-of-4 ±": [0.0, 0.02, np.nan, 0.0]},
+                         index=pd.Index(["random pick", "judge[id]", "preference[id]", "oracle pick"],
+                                        name="reward model"))
+    ax = spread_plot(table)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["judge[id]", "preference[id]"]
+    assert {line.get_label(): line.get_xdata()[0] for line in ax.lines if line.get_label().endswith("pick")} == {
+        "random pick": 0.4, "oracle pick": 0.6}
+    assert ax.get_xlabel() == "out-of-domain best-of-4"
+    points = ax.collections[0].get_segments()  # the 95% bars: a missing half-width draws none
+    assert [tuple(np.round(s[:, 0], 3)) for s in points] == [(0.43, 0.47), (0.55, 0.55)]

@@ -75,17 +75,18 @@ def test_gap_lines_name_each_row_its_gap_and_who_is_ahead():
 
 
 def test_run_metrics_label_every_step_and_keep_or_rename_columns(tmp_path):
-    write_jsonl(tmp_path / "a" / "metrics.jsonl", [{"step": 1, "loss": 0.5, "reward_mean": 0.1},
-                                                  {"step": 2, "loss": 0.4, "reward_mean": 0.3}])
-    write_jsonl(tmp_path / "b" / "metrics.jsonl", [{"step": 1, "loss": 0.9}])
+    write_jsonl(tmp_path / "a" / "metrics.jsonl", [{"step": 1, "loss/total": 0.5, "reward/mean": 0.1},
+                                                  {"step": 2, "loss/total": 0.4, "reward/mean": 0.3}])
+    write_jsonl(tmp_path / "b" / "metrics.jsonl", [{"step": 1, "loss": 0.9}])  # logged before the namespaces
     runs = [({"algorithm": "grpo", "seed": 0}, tmp_path / "a"), ({"algorithm": "dpo", "seed": 1}, tmp_path / "b")]
     every = run_metrics(runs)
-    assert list(every.columns) == ["algorithm", "seed", "step", "loss", "reward_mean"]
+    assert list(every.columns) == ["algorithm", "seed", "step", "loss/total", "reward/mean"]
     assert every["algorithm"].tolist() == ["grpo", "grpo", "dpo"] and every["step"].tolist() == [1, 2, 1]
-    assert np.isnan(every["reward_mean"].iloc[2])  # not logged by that run
-    kept = run_metrics(runs, ("step", "reward_mean"))
-    assert list(kept.columns) == ["algorithm", "seed", "step", "reward_mean"]
-    renamed = run_metrics(runs[:1], {"reward_mean": "training reward"})
+    assert every["loss/total"].tolist() == [0.5, 0.4, 0.9]  # the old run's `loss` read under its current name
+    assert np.isnan(every["reward/mean"].iloc[2])  # not logged by that run
+    kept = run_metrics(runs, ("step", "reward/mean"))
+    assert list(kept.columns) == ["algorithm", "seed", "step", "reward/mean"]
+    renamed = run_metrics(runs[:1], {"reward/mean": "training reward"})
     assert renamed.to_dict("records") == [{"algorithm": "grpo", "seed": 0, "training reward": 0.1},
                                           {"algorithm": "grpo", "seed": 0, "training reward": 0.3}]
 
@@ -94,9 +95,10 @@ def test_training_curves_read_each_cached_run_under_its_reward_arm_and_seed(tmp_
     from cotlab.training import preset
 
     configs = [preset("smoke", "grpo", seed=0), preset("smoke", "dpo", seed=1, reward="judge")]
-    for cfg in configs:
-        write_jsonl(tmp_path / cfg.algorithm / "metrics.jsonl",
-                    [{"step": s, "loss": 1.0 / s, "reward_mean": 0.1 * s, "grad_norm": 9.0} for s in (1, 2)])
+    write_jsonl(tmp_path / "grpo" / "metrics.jsonl",
+                [{"step": s, "loss/total": 1.0 / s, "reward/mean": 0.1 * s, "optim/grad_norm": 9.0} for s in (1, 2)])
+    write_jsonl(tmp_path / "dpo" / "metrics.jsonl",  # a run of an older store, logged under the old names
+                [{"step": s, "loss": 1.0 / s, "reward_mean": 0.1 * s, "grad_norm": 9.0} for s in (1, 2)])
     monkeypatch.setattr(rl, "rl_run", lambda cfg, store=None, progress=True: tmp_path / cfg.algorithm)
     curves = training_curves(configs)
     assert list(curves.columns) == ["reward", "algorithm", "seed", "step", "training reward", "loss"]
@@ -104,6 +106,7 @@ def test_training_curves_read_each_cached_run_under_its_reward_arm_and_seed(tmp_
     assert curves[["reward", "algorithm", "seed"]].drop_duplicates().values.tolist() == [
         ["metric", "grpo", 0], [rl.reward_label(configs[1]), "dpo", 1]]
     assert curves["training reward"].tolist() == pytest.approx([0.1, 0.2, 0.1, 0.2])
+    assert curves["loss"].tolist() == pytest.approx([1.0, 0.5, 1.0, 0.5])
 
 
 def test_probe_curves_keep_only_the_probed_steps_and_plot_both_measures(tmp_path, monkeypatch):
@@ -115,9 +118,9 @@ def test_probe_curves_keep_only_the_probed_steps_and_plot_both_measures(tmp_path
 
     configs = [preset("smoke", "grpo", seed=s) for s in (0, 1)] + [preset("smoke", "dpo", seed=0)]
     for cfg in configs:
-        rows = [{"step": s, "reward_mean": 0.5} for s in (1, 2, 3, 4)]
+        rows = [{"step": s, "reward/mean": 0.5} for s in (1, 2, 3, 4)]
         for row in rows[1::2]:  # probed at steps 2 and 4
-            row.update(probe_reward_mean=0.1 * row["step"] + cfg.seed, probe_kl=0.01 * row["step"])
+            row.update({"probe/reward_mean": 0.1 * row["step"] + cfg.seed, "probe/kl_base_k1": 0.01 * row["step"]})
         write_jsonl(tmp_path / f"{cfg.algorithm}{cfg.seed}" / "metrics.jsonl", rows)
     monkeypatch.setattr(rl, "rl_run", lambda cfg, store=None, progress=True: tmp_path / f"{cfg.algorithm}{cfg.seed}")
     curves = probe_curves(configs)
@@ -128,7 +131,7 @@ def test_probe_curves_keep_only_the_probed_steps_and_plot_both_measures(tmp_path
     fig = probe_plot(curves)
     assert [ax.get_title() for ax in fig.axes[:2]] == ["metric: probe reward", "metric: KL to base"]
     monkeypatch.setattr(rl, "rl_run", lambda cfg, store=None, progress=True: tmp_path / "unprobed")
-    write_jsonl(tmp_path / "unprobed" / "metrics.jsonl", [{"step": 1, "reward_mean": 0.5}])
+    write_jsonl(tmp_path / "unprobed" / "metrics.jsonl", [{"step": 1, "reward/mean": 0.5}])
     assert probe_curves(configs[:1]).empty
 
 

@@ -57,16 +57,16 @@ def captured_gradients(trainer):
 def test_grpo_first_step_ratio_one_no_clip_and_zero_kl(base):
     trainer = make(tiny(GRPOConfig, beta=0.04, max_steps=1), base)
     row = trainer.train_step(0, 0)
-    assert row["ratio_mean"] == 1.0 and row["clip_fraction"] == 0.0
-    assert row["kl"] == 0.0
-    assert 0 <= row["reward_mean"] <= 1 and row["images_sampled"] == 16 == row["reward_calls"]
+    assert row["policy/ratio_mean"] == 1.0 and row["policy/clip_fraction"] == 0.0
+    assert row["policy/kl_ref_k3"] == 0.0
+    assert 0 <= row["reward/mean"] <= 1 and row["budget/images_sampled"] == 16 == row["budget/reward_calls"]
 
 
 def test_equal_rewards_give_zero_advantages_and_are_counted(base):
     trainer = make(tiny(GRPOConfig, max_steps=1), base, reward_model=ConstantReward())
     grads = captured_gradients(trainer)
     row = trainer.train_step(0, 0)
-    assert row["zero_std_fraction"] == 1.0 and row["loss"] == 0.0
+    assert row["reward/zero_std_fraction"] == 1.0 and row["loss/total"] == 0.0
     assert all(torch.isfinite(g).all() and not g.any() for g in grads[0].values())
 
 
@@ -82,7 +82,7 @@ def test_one_batch_equals_accumulated_micro_batches(base, cls):
         row = trainer.train_step(0, 0)
         results.append((row, grads[0]))
     (row1, g1), (row8, g8) = results
-    assert row1["loss"] == pytest.approx(row8["loss"], rel=1e-5, abs=1e-7)
+    assert row1["loss/total"] == pytest.approx(row8["loss/total"], rel=1e-5, abs=1e-7)
     assert g1.keys() == g8.keys() and len(g1) > 0
     for name in g1:
         # float32 sums in another order: equal to 1e-5 of the tensor's largest gradient
@@ -101,7 +101,7 @@ def test_tiled_logprobs_train_as_the_plain_path(base, cls, mode):
             trainer.begin_round(0)
         results.append((trainer.train_step(0, 0), grads[0]))
     (plain, g0), (tiled, g1) = results
-    for key in ("loss", "kl" if cls is GRPOConfig else "rewards_chosen"):
+    for key in ("loss/total", "policy/kl_ref_k3" if cls is GRPOConfig else "dpo/implicit_reward_chosen"):
         assert tiled[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key
     for name in g0:
         torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-5 * g0[name].abs().max().item(), msg=name)
@@ -111,8 +111,8 @@ def test_dpo_at_initialisation_has_loss_log_two(base):
     trainer = make(tiny(DPOConfig, max_steps=1), base)
     trainer.begin_round(0)
     row = trainer.train_step(0, 0)
-    assert row["pairs_kept"] > 0
-    assert row["loss"] == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-5)
+    assert row["dpo/pairs_kept"] > 0
+    assert row["loss/total"] == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-5)
 
 
 def test_pair_mining_drops_and_counts_ties():
@@ -135,8 +135,8 @@ def test_aligned_presets_spend_equal_budgets(base, tmp_path):
         cfg = cfg.replace(output_dir=str(tmp_path / cfg.algorithm))
         make(cfg, base).train()
         rows = [json.loads(line) for line in open(tmp_path / cfg.algorithm / "metrics.jsonl")]
-        assert sum(r["images_sampled"] for r in rows) == rows[-1]["total_images_sampled"]
-        totals.append((rows[-1]["total_images_sampled"], rows[-1]["total_reward_calls"]))
+        assert sum(r["budget/images_sampled"] for r in rows) == rows[-1]["budget/total_images_sampled"]
+        totals.append((rows[-1]["budget/total_images_sampled"], rows[-1]["budget/total_reward_calls"]))
     assert totals[0] == totals[1] == (grpo.budget()["images_sampled"], grpo.budget()["reward_calls"])
 
 
@@ -159,7 +159,7 @@ def test_killed_and_resumed_run_is_identical(base, tmp_path, cls):
         killed.train()
     resumed = make(cfg.replace(output_dir=str(tmp_path / "killed")), base)
     resumed.train(resume_from="latest")
-    drop = ("seconds", "lr")
+    drop = ("time/", "optim/learning_rate")
     clean = [{k: v for k, v in r.items() if not k.startswith(drop)} for r in whole.history]
     assert [{k: v for k, v in r.items() if not k.startswith(drop)} for r in resumed.history] == clean
     for (name, a), b in zip(whole.policy.model.state_dict().items(), resumed.policy.model.state_dict().values()):
@@ -246,12 +246,12 @@ def test_two_processes_match_one_with_the_same_global_batch(base, tmp_path, algo
         runs[name] = [json.loads(line) for line in open(tmp_path / name / "metrics.jsonl")]
     one, two = runs["one"], runs["two"]
     # GRPO samples at every step; DPO samples the round's groups before its first step.
-    assert [r["images_sampled"] for r in one] == [r["images_sampled"] for r in two]
-    assert sum(r["images_sampled"] for r in two) == 32
+    assert [r["budget/images_sampled"] for r in one] == [r["budget/images_sampled"] for r in two]
+    assert sum(r["budget/images_sampled"] for r in two) == 32
     for a, b in zip(one, two):
-        assert a["reward_mean"] == pytest.approx(b["reward_mean"], abs=1e-6)
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7)
-        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
+        assert a["reward/mean"] == pytest.approx(b["reward/mean"], abs=1e-6)
+        assert a["loss/total"] == pytest.approx(b["loss/total"], rel=1e-5, abs=1e-7)
+        assert a["optim/grad_norm"] == pytest.approx(b["optim/grad_norm"], rel=1e-5)
     from safetensors.torch import load_file
 
     final = {name: load_file(next((tmp_path / name / "checkpoint-000002" / "policy").glob("*.safetensors")))
@@ -323,8 +323,8 @@ def test_a_composite_reward_logs_each_component(base, cls):
     trainer = make(tiny(cls, max_steps=1), base, reward_model=reward)
     trainer.begin_round(0)  # DPO samples its round here; GRPO's is a no-op
     row = trainer.train_step(0, 0)
-    assert row["reward_mean"] == pytest.approx(2 * row["reward_metric_mean"])
-    assert row["reward_2*metric_mean"] == row["reward_mean"]
+    assert row["reward/mean"] == pytest.approx(2 * row["reward/metric_mean"])
+    assert row["reward/2*metric_mean"] == row["reward/mean"]
 
 
 @pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
@@ -334,9 +334,9 @@ def test_the_probe_measures_without_changing_training(base, cls):
     plain.train()
     probed = make(cfg.replace(probe_every=2, probe_prompts=4), base)
     probed.train()
-    keys = ("probe_reward_mean", "probe_kl")
-    assert [r["step"] for r in probed.history if "probe_kl" in r] == [2, 4]
-    drop = ("seconds", *keys)
+    keys = ("probe/reward_mean", "probe/kl_base_k1")
+    assert [r["step"] for r in probed.history if "probe/kl_base_k1" in r] == [2, 4]
+    drop = ("time/", *keys)
     assert ([{k: v for k, v in r.items() if not k.startswith(drop)} for r in probed.history]
             == [{k: v for k, v in r.items() if not k.startswith(drop)} for r in plain.history])
     for (name, a), b in zip(plain.policy.model.state_dict().items(), probed.policy.model.state_dict().values()):
@@ -349,9 +349,9 @@ def test_the_probe_reads_zero_kl_and_the_same_draws_while_the_weights_stay_the_b
     cfg = tiny(cls, max_steps=4, beta=0.1, learning_rate=0.0, probe_every=2, probe_prompts=4, report_to=())
     trainer = make(cfg, base)
     trainer.train()
-    probes = [r for r in trainer.history if "probe_kl" in r]
-    assert all(abs(r["probe_kl"]) < 1e-4 for r in probes)
-    assert probes[0]["probe_reward_mean"] == probes[1]["probe_reward_mean"]  # the same draws, the same weights
+    probes = [r for r in trainer.history if "probe/kl_base_k1" in r]
+    assert all(abs(r["probe/kl_base_k1"]) < 1e-4 for r in probes)
+    assert probes[0]["probe/reward_mean"] == probes[1]["probe/reward_mean"]  # the same draws, the same weights
     moved = make(cfg.replace(learning_rate=5e-2, beta=0.0 if cls is GRPOConfig else 0.1), base)
     moved.train()
-    assert [r["probe_kl"] for r in moved.history if "probe_kl" in r][-1] > 1e-3
+    assert [r["probe/kl_base_k1"] for r in moved.history if "probe/kl_base_k1" in r][-1] > 1e-3

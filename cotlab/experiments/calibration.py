@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cotlab.evaluation import mean_ci
+from cotlab.experiments.rl import health_flag
 from cotlab.experiments.studies import reward_config
-from cotlab.training import arm_preset
+from cotlab.training import ARMS, arm_of, arm_preset
 
 GRID: dict[str, dict[str, tuple[float, ...]]] = {
     "grpo": {"learning_rate": (5e-5, 1e-4, 2e-4, 4e-4), "beta": (0.0, 0.01, 0.04)},
@@ -28,8 +30,6 @@ DEV_SUITES = (("compbench", "dev"),)
 
 def check_grid(grid: dict) -> dict:
     """`grid` if it maps arms (cotlab.training.ARMS) to non-empty "learning_rate" and "beta" lists, else ValueError."""
-    from cotlab.training import ARMS
-
     for arm, axes in grid.items():
         if arm not in ARMS:
             raise ValueError(f"calibration grid: unknown arm {arm!r}; known: {', '.join(ARMS)}")
@@ -54,9 +54,6 @@ def grid_runs(rl_preset: str, seeds, reward: dict, grid: dict) -> tuple[list, li
 
 def _dev_scores(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Mean and 95% t half-width over tuning seeds of the ID dev overall score per group of `by`, with health."""
-    from cotlab.evaluation import mean_ci
-    from cotlab.experiments.rl import health_flag
-
     runs = results[(results["category"] == "overall") & (results["algorithm"] != "base")]
     rows = []
     for key, group in runs.groupby(by, sort=False):
@@ -124,8 +121,6 @@ def run_length(results: pd.DataFrame, delta: float) -> tuple[int, pd.DataFrame]:
 def report(chosen: dict[str, dict], configs, length: int) -> str:
     """Markdown: each arm's pick against the setting the chapter's runs use, and the pilot's run length against
     theirs. `configs`: the chapter's runs."""
-    from cotlab.training import arm_of
-
     used = {arm_of(c): c for c in configs}
     lines = [f"* **{arm.upper()}**: best on ID dev at learning rate {c['learning_rate']:g}, beta {c['beta']:g} "
              f"(dev {c['dev']:.3f}); the chapter's runs use {used[arm].learning_rate:g} and {used[arm].beta:g}"
@@ -138,17 +133,20 @@ def report(chosen: dict[str, dict], configs, length: int) -> str:
     return "\n".join(lines)
 
 
+def arm_settings(configs) -> str:
+    """Each arm's learning rate and beta in `configs`, e.g. "GRPO learning rate 0.0002, beta 0.01; DPO ..."."""
+    used = {arm_of(c): c for c in configs}
+    return "; ".join(f"{arm.upper()} learning rate {c.learning_rate:g}, beta {c.beta:g}" for arm, c in used.items())
+
+
 def provenance(configs) -> str:
     """Markdown for a tier that does not calibrate: where the chapter's settings come from."""
-    from cotlab.training import arm_of
-
-    used = {arm_of(c): c for c in configs}
-    settings = "; ".join(f"{arm.upper()} learning rate {c.learning_rate:g}, beta {c.beta:g}" for arm, c in used.items())
+    settings = arm_settings(configs)
     return (f"This tier does not calibrate. The runs use the preset's settings ({settings}; {configs[0].max_steps} "
             f"steps): the learning rate was chosen from one GRPO run when the preset was written and is shared by "
             f"both algorithms, so no verdict here is at each algorithm's own optimum. The `full` tier runs the whole "
             f"grid (`cotlab.experiments.calibration.GRID`) and the run-length pilot on ID dev.")
 
 
-__all__ = ["DEV_SUITES", "GRID", "TUNING_SEEDS", "check_grid", "grid_runs", "grid_table", "pick", "pilot_runs",
+__all__ = ["DEV_SUITES", "GRID", "TUNING_SEEDS", "arm_settings", "check_grid", "grid_runs", "grid_table", "pick", "pilot_runs",
            "provenance", "report", "run_length"]

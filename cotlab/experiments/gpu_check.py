@@ -31,11 +31,14 @@ from pathlib import Path
 
 import torch
 
+from cotlab.experiments.plan import estimate
 from cotlab.kernels import logprobs_from_hidden, triton_usable
 from cotlab.machine import machine_record, synchronize
 from cotlab.policy import JanusPolicy, JanusSize
 from cotlab.policy.configs import JANUS_PRO_CODEBOOK, JANUS_PRO_GRID, JANUS_PRO_IMAGE_SIZE
 from cotlab.policy.shapeworld import build_janus_pro_shaped_policy
+from cotlab.training import preset, trainer_for
+from cotlab.training.buffer import ROLLOUTS
 from cotlab.world import sample_captions
 
 GIB = 2 ** 30
@@ -206,9 +209,6 @@ def rl_steps(policy: JanusPolicy, algorithm: str, size: str, steps: int, seed: i
     second, and the peak memory allocated (CUDA only) from the trainer's creation to its end."""
     from accelerate import Accelerator
 
-    from cotlab.training import preset, trainer_for
-    from cotlab.training.buffer import ROLLOUTS
-
     s = SIZES[size]
     dev = policy.device
     cfg = preset("janus-pro-1b", algorithm, max_steps=steps, seed=seed, prompts_per_step=s.prompts_per_step,
@@ -227,7 +227,7 @@ def rl_steps(policy: JanusPolicy, algorithm: str, size: str, steps: int, seed: i
         synchronize(dev)
         wall = time.perf_counter() - start
     rows = trainer.history
-    images = sum(r["images_sampled"] for r in rows)
+    images = sum(r["budget/images_sampled"] for r in rows)
     peak = torch.cuda.max_memory_allocated(dev) / GIB if dev.type == "cuda" else None
     prompt_tokens = int(policy.encode_prompts(texts)[1].sum(1).max())
     del trainer
@@ -237,9 +237,10 @@ def rl_steps(policy: JanusPolicy, algorithm: str, size: str, steps: int, seed: i
             "gradient_checkpointing": cfg.gradient_checkpointing, "tiled_logprobs": cfg.tiled_logprobs,
             "sample_batch_images": cfg.sample_batch_images, "beta": cfg.beta, "prompt_tokens": prompt_tokens,
             "step_s": wall / len(rows),
-            **{f"{phase}_s": sum(r.get(f"seconds_{phase}", 0.0) for r in rows) / len(rows)
+            **{f"{phase}_s": sum(r.get(f"time/{phase}", 0.0) for r in rows) / len(rows)
                for phase in ("sampling", "scoring", "reference", "update")},
-            "images_per_s": images / wall, "loss_finite": all(torch.isfinite(torch.tensor(r["loss"])) for r in rows),
+            "images_per_s": images / wall,
+            "loss_finite": all(torch.isfinite(torch.tensor(r["loss/total"])) for r in rows),
             "peak_gib": peak}
 
 
@@ -247,8 +248,6 @@ def against_cost_model(measured: dict, model: str, gpu, missing_params: int = 0)
     """The cost model's estimate for a measured run's settings on 1 x `gpu` (DDP), its ratios to the measurement
     (estimate / measured), and the memory estimate less the bf16 weights of `missing_params` parameters that the
     measured model lacks (held twice when the run keeps a reference)."""
-    from cotlab.experiments.plan import estimate
-
     settings = {k: measured[k] for k in ("prompts_per_step", "num_generations", "prompt_tokens", "tiled_logprobs",
                                          "gradient_checkpointing", "sample_batch_images")}
     if measured["algorithm"] == "grpo":

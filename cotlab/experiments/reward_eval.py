@@ -18,7 +18,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from cotlab import rewards
+from cotlab.evaluation import mean_ci
 from cotlab.evaluation.shapeworld import first_per_category
+from cotlab.rewards.learned import with_artifacts
 from cotlab.world import (aggregate, decode_arrays, facts_named, load_suite, perturb, random_scene, scene_codes,
                           scene_for, score_batch)
 
@@ -94,8 +97,6 @@ def ground_truth_samples(which: str, *, prompts_per_category: int = 20, n: int =
     random scene where no fact can be broken) and one random scene, each with (probability `artifact_prob`) 1-3
     random code patches, rendered, scored exactly from pixels and shuffled (so the first candidate, the random pick,
     is no better than any other)."""
-    from cotlab.rewards.learned import with_artifacts
-
     prompts = _suite_prompts(which, prompts_per_category, n)
     rng = np.random.default_rng([seed, 23])
     codes = []
@@ -162,8 +163,6 @@ def compare_reward_models(samples: dict[str, Samples], models: list[dict], seeds
 
     `models`: registry options per model, e.g. {"name": "judge", "breadth": "id"}; learned models are trained (or
     reused from the run store) once per seed, `metric` (deterministic) is measured once."""
-    from cotlab import rewards
-
     rows = []
     for options in models:
         options = dict(options)
@@ -180,8 +179,6 @@ def compare_reward_models(samples: dict[str, Samples], models: list[dict], seeds
 
 def summarize(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% t-interval half-width over seeds of every measure, one row per reward model."""
-    from cotlab.evaluation import mean_ci
-
     measures = [c for c in per_seed.columns if c not in ("reward model", "family", "breadth", "seed")]
     out = {}
     for name, group in per_seed.groupby("reward model", sort=False):
@@ -198,8 +195,6 @@ def spread(per_seed: pd.DataFrame, references: pd.DataFrame, which: str = "ood")
     (`compare_reward_models`): its family, breadth and seeds, pairwise accuracy and Best-of-N on suite `which` (mean
     and 95% half-width over seeds), and `share` = (Best-of-N - random) / (oracle - random), 0 at a random pick and 1
     at the oracle's; then the random and oracle rows of `references` (`reference_rows`), sorted by Best-of-N."""
-    from cotlab.evaluation import mean_ci
-
     bon_col = next(c for c in per_seed.columns if c.startswith(f"{which} best-of-"))
     pair_col = f"{which} pairwise"
     random, oracle = (float(references.loc[name, bon_col]) for name in ("random pick", "oracle pick"))
@@ -216,24 +211,5 @@ def spread(per_seed: pd.DataFrame, references: pd.DataFrame, which: str = "ood")
     return pd.DataFrame(rows).set_index("reward model").sort_values(bon_col)
 
 
-def plot_spread(table: pd.DataFrame, ax=None):
-    """`spread`'s Best-of-N per reward model (95% bars over seeds) between the random and oracle picks (lines)."""
-    import matplotlib.pyplot as plt
-
-    bon_col = next(c for c in table.columns if "best-of-" in c and not c.endswith("±"))
-    models = table[table["seeds"] > 0]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 0.35 * len(models) + 1.5))
-    y = np.arange(len(models))
-    ax.errorbar(models[bon_col], y, xerr=models[f"{bon_col} ±"].fillna(0), fmt="o", capsize=3)
-    for name, style in (("random pick", ":"), ("oracle pick", "--")):
-        ax.axvline(table.loc[name, bon_col], color="grey", ls=style, lw=1, label=name)
-    ax.set_yticks(y, models.index)
-    ax.set(xlabel=bon_col.replace("ood", "out-of-domain").replace("id ", "in-domain "),
-           title="Spread of the reward models' generalisation")
-    ax.legend(loc="lower right", fontsize=8)
-    return ax
-
-
 __all__ = ["Samples", "best_of_n", "compare_reward_models", "ground_truth_samples", "intrinsic_generalisation",
-           "pairwise_accuracy", "plot_spread", "reference_rows", "reward_matrix", "sample_base", "spread", "summarize"]
+           "pairwise_accuracy", "reference_rows", "reward_matrix", "sample_base", "spread", "summarize"]

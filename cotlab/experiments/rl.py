@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cotlab.store import EVAL_CODE, RL_CODE, RunStore, read_jsonl
+from cotlab.store import EVAL_CODE, RL_CODE, RunStore
 
 
 def rl_run(cfg, *, store=None, progress: bool = True, checkpoint_every: int = 10) -> Path:
@@ -52,15 +52,25 @@ def evaluation_scores(policy_dir, name: str, *, suites=SUITES, store=None, progr
                       **eval_options) -> list[dict]:
     """Rows {suite, category, value, continuous, accuracy, se} of `policy_dir`'s evaluation on `suites`
     (`EvalResult.scores`: both metrics on every suite, the headline `value` with its per-image bootstrap SE):
-    evaluated once per (policy checkpoint, evaluation settings), then read from the run store."""
+    evaluated once per (policy checkpoint, evaluation settings), then read from the run store. With `scale=` (a
+    benchmarks scale, `paper_tier.eval_options`) the suites are the paper's benchmarks, written in the official
+    layouts and scored by the transformers scorers (`paper_tier.benchmark_scores`), in rows of the same shape."""
     import json
 
     from cotlab.evaluation import evaluate_policy
     from cotlab.policy import JanusPolicy
 
     store = store or RunStore()
+    scale = eval_options.get("scale")  # a benchmarks scale (`paper_tier.eval_options`): the paper's benchmarks
 
     def build(out: Path) -> None:
+        if scale is not None:
+            from cotlab.experiments.paper_tier import benchmark_scores
+
+            options = {k: v for k, v in eval_options.items() if k != "scale"}
+            rows = benchmark_scores(policy_dir, name, scale, out, suites=suites, progress=progress, **options)
+            (out / "scores.json").write_text(json.dumps(rows))
+            return
         policy, rows = JanusPolicy.from_pretrained(policy_dir), []
         for suite, split in suites:
             table = evaluate_policy(policy, suite, split, policy_name=name, progress=progress, **eval_options).scores()
@@ -73,8 +83,15 @@ def evaluation_scores(policy_dir, name: str, *, suites=SUITES, store=None, progr
     where, root = Path(policy_dir).resolve(), store.root.resolve()
     config = {"policy": str(where.relative_to(root) if where.is_relative_to(root) else where),
               "suites": [list(x) for x in suites], **eval_options}
-    path = store.get_or_create("evaluation", config, EVAL_CODE, build, desc=name)
+    code = EVAL_CODE if scale is None else BENCHMARK_EVAL_CODE
+    path = store.get_or_create("evaluation", config, code, build, desc=name)
     return json.loads((path / "scores.json").read_text())
+
+
+# What a benchmark evaluation's store key hashes: ShapeWorld's evaluation code, the benchmarks' generation and scorers,
+# the paper tier's evaluation and the stand-ins it may build.
+BENCHMARK_EVAL_CODE = (*EVAL_CODE, "cotlab.evaluation", "cotlab.prompt_files", "cotlab.checkpoints",
+                       "cotlab.experiments.paper_tier", "cotlab.experiments.stand_ins")
 
 
 def base_dir(policy: str, store=None) -> Path:
@@ -115,6 +132,7 @@ def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: boo
 
     from cotlab.training import arm_of
     from cotlab.training.health import run_health
+    from cotlab.training.metrics import read_metrics
 
     store = store or RunStore()
     configs = list(configs)
@@ -133,8 +151,8 @@ def before_after(configs, *, tags=None, suites=SUITES, store=None, progress: boo
             rows += [{"algorithm": "base", "reward": "none", "policy": cfg.policy, "seed": None, **r}
                      for r in bases[cfg.policy]]
         path = rl_run(cfg, store=store, progress=progress)
-        metrics = read_jsonl(path / "metrics.jsonl")
-        curve = [r["reward_mean"] for r in metrics]
+        metrics = read_metrics(path)
+        curve = [r["reward/mean"] for r in metrics]
         trained = scores(path / "policy", f"{arm_of(cfg)} seed {cfg.seed}")
         rows += [{"algorithm": arm_of(cfg), "reward": reward_label(cfg), "policy": cfg.policy, "seed": cfg.seed,
                   **tag, **r,
@@ -148,13 +166,16 @@ def run_metrics(runs, columns=None):
     pairs, each directory holding the `metrics.jsonl` the trainers write (one row per optimizer step); every step
     becomes a row of the labels (a dict, e.g. {"algorithm": "grpo", "seed": 0}) followed by its metrics. `columns`
     keeps only those metrics, in that order (a list or tuple), or keeps and renames them (a dict old -> new name); a
-    metric a run did not log is left empty."""
+    metric a run did not log is left empty. Metrics go by their names in `cotlab.training.metrics` (a run logged
+    under older names is read under the current ones)."""
     import pandas as pd
+
+    from cotlab.training.metrics import read_metrics
 
     rename = dict(columns) if isinstance(columns, dict) else {c: c for c in columns} if columns is not None else None
     rows = []
     for labels, run_dir in runs:
-        for record in read_jsonl(Path(run_dir) / "metrics.jsonl"):
+        for record in read_metrics(Path(run_dir) / "metrics.jsonl"):
             picked = record if rename is None else {new: record.get(old) for old, new in rename.items()}
             rows.append({**labels, **picked})
     return pd.DataFrame(rows)
@@ -168,10 +189,10 @@ def training_curves(configs, *, store=None):
 
     return run_metrics([({"reward": reward_label(cfg), "algorithm": arm_of(cfg), "seed": cfg.seed},
                          rl_run(cfg, store=store, progress=False)) for cfg in configs],
-                       {"step": "step", "reward_mean": "training reward", "loss": "loss"})
+                       {"step": "step", "reward/mean": "training reward", "loss/total": "loss"})
 
 
-PROBE_COLUMNS = {"probe_reward_mean": "probe reward", "probe_kl": "KL to base"}
+PROBE_COLUMNS = {"probe/reward_mean": "probe reward", "probe/kl_base_k1": "KL to base"}
 
 
 def probe_curves(configs, *, store=None):

@@ -20,27 +20,32 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+import torch
+
+from cotlab.experiments.executor import check_workers, execute_local
+from cotlab.experiments.graph import Graph, add_runs
+from cotlab.experiments.reproduce import environment_variables
+from cotlab.experiments.rl import base_dir, evaluation_options, evaluation_scores, rl_run
 from cotlab.machine import machine_record
-from cotlab.store import RL_CODE, RunStore, artifact_key, read_jsonl
+from cotlab.store import RL_CODE, RunStore, artifact_key
+from cotlab.training import preset
+from cotlab.training.metrics import read_metrics
 
 PHASES = ("sampling", "scoring", "reference", "update")
 
 
 def _phases(run_dir: Path) -> dict[str, float]:
-    rows = read_jsonl(run_dir / "metrics.jsonl")
-    return {phase: sum(r.get(f"seconds_{phase}", 0.0) for r in rows) for phase in PHASES}
+    rows = read_metrics(run_dir)
+    return {phase: sum(r.get(f"time/{phase}", 0.0) for r in rows) for phase in PHASES}
 
 
 def _configs(tier: str, seeds, base: str, max_steps: int | None):
-    from cotlab.training import preset
-
     extra = {"max_steps": max_steps} if max_steps else {}
     return [preset(tier, algorithm, seed=seed, policy=base, **extra) for algorithm in ("grpo", "dpo") for seed in seeds]
 
 
 def _sequential(configs, eval_options: dict, root: Path) -> tuple[float, list[dict]]:
-    from cotlab.experiments.rl import evaluation_options, evaluation_scores, rl_run
-
     store, eval_options = RunStore(root), evaluation_options(configs, eval_options)
     began = time.perf_counter()
     evaluation_scores(configs[0].policy, "base", store=store, progress=False, **eval_options)
@@ -55,10 +60,6 @@ def _sequential(configs, eval_options: dict, root: Path) -> tuple[float, list[di
 
 
 def _executor(configs, eval_options: dict, root: Path, workers: int | None) -> tuple[float, list[dict]]:
-    from cotlab.experiments.executor import execute_local
-    from cotlab.experiments.graph import Graph, add_runs
-    from cotlab.experiments.reproduce import environment_variables
-
     graph = Graph()
     ids = add_runs(graph, configs, eval_options)
     began = time.perf_counter()
@@ -81,13 +82,7 @@ def bench_throughput(tier: str = "default", seeds=(0, 1), workers: int | None = 
     """Runs per hour of the batch (GRPO and DPO of preset `tier` over `seeds`, each evaluated with these options),
     (a) sequentially in this process and (b) by the executor; see the module docstring. `policy`: the base (a
     pretraining tier or a checkpoint directory) instead of the preset's."""
-    from cotlab.experiments.executor import check_workers
-    from cotlab.experiments.rl import base_dir
-
-    import torch
-
     workers = check_workers(workers)
-    from cotlab.training import preset
 
     base = str(base_dir(policy or preset(tier, "grpo").policy))  # trained or reused beforehand, untimed
     configs = _configs(tier, seeds, base, max_steps)
@@ -131,8 +126,6 @@ def format_throughput(result: dict) -> str:
 def throughput_table(result: dict):
     """A `bench_throughput` result as a table, one row per way (sequential, executor): seconds, runs per hour and the
     mean seconds per run of each phase and of the evaluation."""
-    import pandas as pd
-
     phases = (*PHASES, "evaluation")
     return pd.DataFrame({
         way: {"seconds": result[way]["seconds"], "runs per hour": result[way]["runs_per_hour"],

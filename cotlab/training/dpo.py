@@ -20,12 +20,12 @@ each changing one thing:
 - GRPO with logprob_mode="cond" vs "cfg": the policy definition (optimise the conditional distribution, or the
   guided one that is sampled); `aligned` treats them as one budget.
 
-`logprob_mismatch_max`: the largest |log-prob recorded while sampling - teacher-forced log-prob| over the tokens of a
-step's chosen and rejected images, the latter from the update's own forward. It is logged where that is like for
+`policy/logprob_mismatch_max`: the largest |log-prob recorded while sampling - teacher-forced log-prob| over the tokens
+of a step's chosen and rejected images, the latter from the update's own forward. It is logged where that is like for
 like, i.e. where the policy being updated is the one that sampled: at every step online; offline at the first step of
-each round only, since every later step's policy has moved. (The reference's scoring at the round start would match
-the sampler only in round 1 or with reference="round_start".) It stays at float rounding (~1e-6 on CPU fp32); a large
-value means the update scores another distribution than the one sampled (CFG, low precision).
+each round only, since every later step's policy has moved. (The reference's scoring at the round start would match the
+sampler only in round 1 or with reference="round_start".) It stays at float rounding (~1e-6 on CPU fp32); a large value
+means the update scores another distribution than the one sampled (CFG, low precision).
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class DPOTrainer(Trainer):
         for step in range(self.cfg.max_steps):
             groups, budget = self.collect(round_, step)
             self.round_data.append(self.pairs(groups))
-            self.round_images += budget["images_sampled"]
+            self.round_images += budget["budget/images_sampled"]
 
     def pairs(self, groups: Groups) -> Pairs:
         """The pairs of this process's share of a step's groups, with the reference's log-probs of their images."""
@@ -94,7 +94,7 @@ class DPOTrainer(Trainer):
             return {**budget, **self.update(self.pairs(groups), sampled_by_this_policy=True)}
         # The sampling of the whole round happened before step 1; its budget is logged there.
         images = self.round_images if step == 0 else 0
-        return {"images_sampled": images, "reward_calls": images,
+        return {"budget/images_sampled": images, "budget/reward_calls": images,
                 **self.update(self.round_data[step], sampled_by_this_policy=step == 0)}
 
     def update(self, pairs: Pairs, sampled_by_this_policy: bool) -> dict:
@@ -137,10 +137,13 @@ class DPOTrainer(Trainer):
         if sampled_by_this_policy:
             mismatch = global_max(acc, mismatch)
             if mismatch > float("-inf"):  # absent when no process kept a pair
-                row["logprob_mismatch_max"] = mismatch
-        return {**row, **self.reward_stats(groups),
-                **means, "pairs_kept": pair_stats["pairs"], "ties_dropped": pair_stats["ties_dropped"],
-                "below_margin_dropped": pair_stats["below_margin_dropped"], "grad_norm": grad_norm}
+                row["policy/logprob_mismatch_max"] = mismatch
+        names = {"loss": "loss/total", "rewards_chosen": "dpo/implicit_reward_chosen",  # dpo_loss's stats (TRL's)
+                 "rewards_rejected": "dpo/implicit_reward_rejected", "rewards_margin": "dpo/implicit_reward_margin",
+                 "rewards_accuracy": "dpo/implicit_reward_accuracy"}
+        return {**row, **self.reward_stats(groups), **{names[k]: v for k, v in means.items()},
+                "dpo/pairs_kept": pair_stats["pairs"], "dpo/ties_dropped": pair_stats["ties_dropped"],
+                "dpo/below_margin_dropped": pair_stats["below_margin_dropped"], "optim/grad_norm": grad_norm}
 
     def extra_state(self) -> dict:
         """The round's pairs and what sampling them cost (offline; online has none: each step samples its own)."""

@@ -7,10 +7,10 @@ a clipped surrogate and a k3 KL penalty to the reference. One step:
    mu = 1 the old log-probs are the current ones detached (ratio exactly 1, as TRL); with mu > 1 they are scored
    teacher-forced before the first pass and kept.
 
-`logprob_mismatch_max` is the largest |log-prob recorded while sampling - teacher-forced log-prob| over the step's
-tokens, both under the policy that sampled (the first pass's with mu = 1, the old log-probs' scoring with mu > 1).
-The two compute one distribution by two paths (a KV-cached sampling loop; one teacher-forced forward), so it stays at
-float rounding (~1e-6 on CPU fp32); a large value is the known Janus RL failure of CFG or low precision scoring
+`policy/logprob_mismatch_max` is the largest |log-prob recorded while sampling - teacher-forced log-prob| over the
+step's tokens, both under the policy that sampled (the first pass's with mu = 1, the old log-probs' scoring with
+mu > 1). The two compute one distribution by two paths (a KV-cached sampling loop; one teacher-forced forward), so it
+stays at float rounding (~1e-6 on CPU fp32); a large value is the known Janus RL failure of CFG or low precision scoring
 another distribution than the one sampled.
 """
 from __future__ import annotations
@@ -72,10 +72,11 @@ class GRPOTrainer(Trainer):
                         acc.backward(loss / cfg.gradient_accumulation_steps)
                         stats.append({**s, "loss": loss.item(), "entropy": entropy.mean().item()})
                 grad_norms.append(self.optimizer_step())
-        mean = {k: sum(s[k] for s in stats) / len(stats) for k in stats[0]}
-        return {**self.reward_stats(groups), **{k: global_mean(acc, v) for k, v in mean.items()},
-                "zero_std_fraction": adv_stats["zero_std_fraction"], "grad_norm": grad_norms[-1],
-                "logprob_mismatch_max": global_max(acc, mismatch)}
+        mean = {k: global_mean(acc, sum(s[k] for s in stats) / len(stats)) for k in stats[0]}
+        return {**self.reward_stats(groups), "loss/total": mean["loss"], "policy/kl_ref_k3": mean["kl"],
+                "policy/clip_fraction": mean["clip_fraction"], "policy/ratio_mean": mean["ratio_mean"],
+                "policy/entropy": mean["entropy"], "reward/zero_std_fraction": adv_stats["zero_std_fraction"],
+                "optim/grad_norm": grad_norms[-1], "policy/logprob_mismatch_max": global_max(acc, mismatch)}
 
 
 __all__ = ["GRPOTrainer"]

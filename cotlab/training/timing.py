@@ -1,4 +1,4 @@
-"""Where a training step's wall-clock time goes, logged per step as ``seconds_<phase>``."""
+"""Where a training step's wall-clock time goes, logged per step as ``time/<phase>`` (seconds)."""
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +24,8 @@ class PhaseTimer:
             self.seconds[phase] += time.perf_counter() - began
 
     def pop(self) -> dict[str, float]:
-        """``{"seconds_<phase>": s}`` for every phase (0.0 for one that did not run), and start again from zero."""
-        metrics = {f"seconds_{phase}": s for phase, s in self.seconds.items()}
+        """``{"time/<phase>": seconds}`` for every phase (0.0 for one that did not run), and start again from zero."""
+        metrics = {f"time/{phase}": s for phase, s in self.seconds.items()}
         self.seconds = dict.fromkeys(self.phases, 0.0)
         return metrics
 

@@ -47,6 +47,7 @@ from .distributed import (
     shards_weights,
 )
 from .health import TrainingHealth
+from .metrics import current_names
 from .timing import PhaseTimer
 
 
@@ -237,7 +238,7 @@ class Trainer:
         self.totals["images_sampled"] += images
         self.totals["reward_calls"] += images
         groups.images = []  # scored; keep tokens only
-        return groups, {"images_sampled": images, "reward_calls": images}
+        return groups, {"budget/images_sampled": images, "budget/reward_calls": images}
 
     def token_logprobs(self, prompts: list[str], tokens: torch.Tensor, *, reference: bool = False,
                        with_entropy: bool = False):
@@ -259,9 +260,10 @@ class Trainer:
         """On-policy reward and KL(pi || base) on the fixed probe prompts, one image each, with the same random draws
         (row seeds fixed by the prompt's place) at every probe of every run, so curves of two runs are paired.
 
-        probe_reward_mean: mean reward of the probe's samples, for both algorithms (DPO's logged training reward is of
-        its round buffer). probe_kl: the k1 estimator E_{x~pi}[log pi(x) - log pi_base(x)] of KL(pi || base) per image,
-        x the probe's samples and both log-probs of the CFG distribution that sampled them (summed over tokens).
+        probe/reward_mean: mean reward of the probe's samples, for both algorithms (DPO's logged training reward is of
+        its round buffer). probe/kl_base_k1: the k1 estimator E_{x~pi}[log pi(x) - log pi_base(x)] of KL(pi || base)
+        per image, x the probe's samples and both log-probs of the CFG distribution that sampled them (summed over
+        tokens).
         A measurement only: it draws no training randomness and makes no budgeted reward calls."""
         cfg = self.cfg
         model = self.policy.model
@@ -275,17 +277,17 @@ class Trainer:
                                               cfg.temperature, scorer=self.probe_base, tiled=cfg.tiled_logprobs)
         model.train(was_training)
         rewards = checked_rewards(self.reward_model, self.probe_set, roll.images)
-        return {"probe_reward_mean": rewards.mean().item(),
-                "probe_kl": (roll.logprobs.float() - base.float()).sum(-1).mean().item()}
+        return {"probe/reward_mean": rewards.mean().item(),
+                "probe/kl_base_k1": (roll.logprobs.float() - base.float()).sum(-1).mean().item()}
 
     def reward_stats(self, groups: Groups) -> dict:
         """Mean and std of the rewards of a step's groups over all processes, and the mean of each component of a
         composite reward (its raw values)."""
         rewards = gather(self.accelerator, groups.rewards)
-        stats = {"reward_mean": rewards.mean().item(), f"reward_{self.reward_model.name}_mean": rewards.mean().item(),
-                 "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0}
+        stats = {"reward/mean": rewards.mean().item(), f"reward/{self.reward_model.name}_mean": rewards.mean().item(),
+                 "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0}
         for name, values in sorted(groups.components.items()):
-            stats[f"reward_{name}_mean"] = gather(self.accelerator, values).mean().item()
+            stats[f"reward/{name}_mean"] = gather(self.accelerator, values).mean().item()
         return stats
 
     # -- the update -------------------------------------------------------------------------------------------------
@@ -361,16 +363,16 @@ class Trainer:
                     row = self.train_step(self.round, self.step)
                 self.step += 1
                 row = {"round": self.round + 1, "step": self.round * cfg.max_steps + self.step,
-                       "lr": self.scheduler.get_last_lr()[0], **row, **{f"total_{k}": v for k, v in self.totals.items()},
-                       **self.timer.pop()}
+                       "optim/learning_rate": self.scheduler.get_last_lr()[0], **row,
+                       **{f"budget/total_{k}": v for k, v in self.totals.items()}, **self.timer.pop()}
                 if cfg.probe_every and row["step"] % cfg.probe_every == 0:
                     row.update(self.probe())
                 row.update(health.update(row))
                 self.history.append(row)
                 self._log(row)
                 bar.update(1)
-                bar.set_postfix(reward=f"{row.get('reward_mean', float('nan')):.3f}",
-                                **({"kl": f"{row['kl']:.4f}"} if "kl" in row else {}))
+                bar.set_postfix(reward=f"{row.get('reward/mean', float('nan')):.3f}",
+                                **({"kl": f"{row['policy/kl_ref_k3']:.4f}"} if "policy/kl_ref_k3" in row else {}))
                 last = self.round == cfg.rounds - 1 and self.step == cfg.max_steps
                 if self.out is not None and (last or (cfg.save_steps and row["step"] % cfg.save_steps == 0)):
                     self.save_checkpoint()
@@ -431,7 +433,7 @@ class Trainer:
         if self.reference is not None and state["reference"] is not None:
             self.reference.load_state_dict(state["reference"])
         self.round, self.step = state["round"], state["step"]
-        self.history, self.totals = state["history"], state["totals"]
+        self.history, self.totals = [current_names(r) for r in state["history"]], state["totals"]
         if self.step == self.cfg.max_steps:
             self.round, self.step = self.round + 1, 0
         restore_rng(rank["rng"])
