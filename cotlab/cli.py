@@ -78,7 +78,7 @@ def add_reproduce(subparsers: argparse._SubParsersAction) -> None:
         "--tier",
         choices=TIERS,
         default="default",
-        help="smoke: minutes, CI; default: the book on a 2-core CPU; full: every claim powered (hours, many cores or Ray); paper: GPUs and real models (default: %(default)s)",
+        help="smoke: minutes, CI; default: the book on a 2-core CPU; full: every claim powered (hours, many cores or Ray); paper: the paper on GPUs (Janus-Pro, its reward models and benchmarks; check with --check first); paper-tiny: the paper tier's path on tiny random stand-ins on the CPU, no book (default: %(default)s)",
     )
     parser.add_argument("--root", default=".", help="repository root (default: %(default)s)")
     parser.add_argument(

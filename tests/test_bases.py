@@ -85,7 +85,7 @@ def test_full_tier_runs_chapter_3_from_three_bases_and_the_others_from_one():
         p = notebook_parameters("03_grpo_vs_dpo", tier)
         assert len(p["bases"]) == 1
         configs, _ = comparison_runs(p["rl_preset"], p["seeds"], p["rewards"], p["reward_training"], p["arms"],
-                                     p["arm_rewards"])
+                                     p["arm_rewards"], scale=p["scale"])
         assert chapter_runs("03_grpo_vs_dpo", tier)[0] == configs   # one base: the runs of before
     configs = chapter_runs("03_grpo_vs_dpo", "full")[0]
     assert Counter(c.policy for c in configs) == {b: len(configs) // 3 for b in ("default", *SEED_BASES)}

@@ -19,7 +19,7 @@ from cotlab.evaluation import t2i_compbench as C
 from cotlab.evaluation import vision as V
 from cotlab.evaluation.geneval import DetectedObject
 from cotlab.evaluation.vision import Detections
-from cotlab.experiments.paper_scale import tiny_clip
+from cotlab.experiments.stand_ins import tiny_blip_vqa, tiny_clip, tiny_mask2former
 from cotlab.prompt_files import BenchmarkFileError
 from cotlab.world.scoring import box_relations
 
@@ -561,20 +561,7 @@ def test_mask2former_detector_crops_the_padding_and_resizes_masks_to_the_origina
 
 @pytest.fixture(scope="module")
 def mask2former_dir(tmp_path_factory):
-    from transformers import (Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessorPil,
-                              SwinConfig)
-
-    backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
-                          window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = Mask2FormerConfig(backbone_config=backbone, hidden_dim=32, feature_size=32, mask_feature_size=32,
-                               encoder_feedforward_dim=64, dim_feedforward=64, num_queries=10, encoder_layers=1,
-                               decoder_layers=2, num_attention_heads=2, common_stride=4, use_pretrained_backbone=False,
-                               id2label=dict(enumerate(P.COCO_CLASSES)))
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("mask2former")
-    Mask2FormerForUniversalSegmentation(config).save_pretrained(path)
-    Mask2FormerImageProcessorPil().save_pretrained(path)
-    return path
+    return tiny_mask2former(tmp_path_factory.mktemp("mask2former"))
 
 
 def picture(width, height, seed):
@@ -655,25 +642,7 @@ def test_genevalscorer_runs_end_to_end_on_tiny_checkpoints(mask2former_dir, clip
 
 @pytest.fixture(scope="module")
 def blip_dir(tmp_path_factory):
-    from transformers import BertTokenizer, BlipConfig, BlipForQuestionAnswering, BlipImageProcessorPil, BlipProcessor
-
-    path = tmp_path_factory.mktemp("blip")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "yes", "no", "?"] + list(string.ascii_lowercase)
-    (path / "vocab.txt").write_text("\n".join(words + ["##" + c for c in string.ascii_lowercase]) + "\n")
-    tokenizer = BertTokenizer(str(path / "vocab.txt"))
-    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})  # as BLIP's
-    config = BlipConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=64, bos_token_id=tokenizer.bos_token_id,
-                         pad_token_id=0, sep_token_id=3, encoder_hidden_size=32),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16)
-    torch.manual_seed(2)
-    BlipForQuestionAnswering(config).save_pretrained(path)
-    BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": 32, "width": 32}),
-                  tokenizer=tokenizer).save_pretrained(path)
-    return path
+    return tiny_blip_vqa(tmp_path_factory.mktemp("blip"))
 
 
 def test_blip_vqa_is_the_product_of_yes_probabilities_over_noun_phrases(blip_dir):

@@ -10,7 +10,9 @@ import pytest
 
 from cotlab.experiments import graph
 from cotlab.experiments.findings import best_of_n_vs_rl, check_same_seeds
-from cotlab.experiments.reward_eval import ground_truth_samples, plot_spread, reference_rows, spread
+from cotlab.experiments.paper_tier import PAPER_REWARDS, is_benchmarks
+from cotlab.experiments.reward_eval import ground_truth_samples, reference_rows, spread
+from cotlab.plotting import spread_plot
 from cotlab.experiments.studies import chapter_runs, comparison_runs, reward_seeds_of
 from cotlab.experiments.tiers import TIERS, notebook_parameters
 from cotlab.rewards.learned import SPREAD_SET, config_from_options
@@ -34,7 +36,10 @@ def test_the_set_has_both_families_at_three_breadths_each_named_once():
         config_from_options(spec["name"], {k: v for k, v in spec.items() if k != "name"})
 
 
-@pytest.mark.parametrize("tier", TIERS)
+SHAPEWORLD_TIERS = [t for t in TIERS if not is_benchmarks(notebook_parameters(CHAPTER, t)["scale"])]
+
+
+@pytest.mark.parametrize("tier", SHAPEWORLD_TIERS)
 def test_rl_and_best_of_n_read_the_same_reward_model_seeds_in_every_tier(tier):
     p = notebook_parameters(CHAPTER, tier)
     assert p["reward_seeds"] == p["seeds"]
@@ -49,6 +54,16 @@ def test_rl_and_best_of_n_read_the_same_reward_model_seeds_in_every_tier(tier):
     assert {label(r) for r in learned} == {label(s) for s in SPREAD_SET}
     models = notebook_parameters("02_reward_models", tier)["reward_models"]
     assert all(s in models for s in SPREAD_SET)  # chapter 2 measures (and trains) the same models
+
+
+@pytest.mark.parametrize("tier", [t for t in TIERS if t not in SHAPEWORLD_TIERS])
+def test_the_paper_tiers_compare_the_papers_three_pretrained_reward_families(tier):
+    # claim 3's learned set is ShapeWorld's; at paper scale the reward models are the published checkpoints
+    p = notebook_parameters(CHAPTER, tier)
+    assert p["rewards"] == PAPER_REWARDS and p["reward_seeds"] == p["seeds"]
+    configs, _, _ = chapter_runs(CHAPTER, tier)
+    assert {cfg.reward for cfg in configs} == {r["name"] for r in PAPER_REWARDS}
+    assert reward_seeds_of(configs) == {}  # pretrained checkpoints: no reward-model seed to match
 
 
 def test_the_default_tier_runs_fewer_algorithms_and_full_runs_both_with_more_seeds():
@@ -110,7 +125,7 @@ def test_spread_places_each_model_between_the_random_and_oracle_picks():
     assert table.loc["judge[id]", "ood best-of-4"] == pytest.approx(0.42)
     assert table.loc["judge[id]", "ood best-of-4 ±"] > 0 and table.loc["judge[id]", "seeds"] == 3
     assert table.loc["preference[id]", "ood pairwise"] == pytest.approx(0.79)
-    ax = plot_spread(table)
+    ax = spread_plot(table)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["judge[id]", "preference[id]"]
     assert sorted(line.get_xdata()[0] for line in ax.lines if line.get_label().endswith("pick")) == [0.4, 0.6]
 

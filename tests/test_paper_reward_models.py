@@ -1,8 +1,6 @@
 """HPS v2.1 and ImageReward on tiny synthetic checkpoints with the published key layout (same names, shapes scaled
 down), saved to disk with tiny tokenizers (no hub, no open_clip, no torchvision), against plain-torch forwards of
 the original architectures (OpenCLIP's ViT and causal text tower; BLIP's timm ViT and BERT with cross-attention)."""
-import json
-import string
 
 import pytest
 import torch
@@ -15,10 +13,11 @@ from cotlab.rewards import HPSv2, ImageReward, get
 from cotlab.rewards.paper_models import (CLIP_MEAN, CLIP_STD, ImageRewardNet, hps_pixels, imagereward_pixels,
                                          imagereward_to_blip, load_complete, open_clip_clean, open_clip_tokenize,
                                          openclip_to_clip)
+from cotlab.experiments.stand_ins import (HEAD_SIZES, HEADS, IMAGE, LAYERS, MED_CONFIG, PATCH, TEXT_HEADS, TEXT_WIDTH,
+                                          WIDTH, hps_state_dict, imagereward_state_dict, tiny_hps, tiny_imagereward)
+from cotlab.experiments.stand_ins import letter_clip_tokenizer as clip_tokenizer
 
 PROMPTS = ["a red circle", "two blue squares", "a green star left of a cat sitting on a blue mat", "x", "a yellow dog"]
-WIDTH, PATCH, GRID, LAYERS, HEADS = 32, 8, 4, 2, 16  # 16 heads, as both published ViTs have
-IMAGE = PATCH * GRID
 
 
 def images(n):
@@ -26,61 +25,9 @@ def images(n):
     return [Image.new("RGB", (24 + 12 * (i % 3), 40 - 6 * i), (60 * i % 256, 255 - 40 * i, 90)) for i in range(n)]
 
 
-def randn(generator, *shape, scale=0.3):
-    return torch.randn(*shape, generator=generator) * scale
-
-
-def layer_norm(generator, prefix, width):
-    return {f"{prefix}.weight": 1 + randn(generator, width, scale=0.1),
-            f"{prefix}.bias": randn(generator, width, scale=0.1)}
-
-
-def linear(generator, prefix, n_in, n_out):
-    return {f"{prefix}.weight": randn(generator, n_out, n_in, scale=n_in ** -0.5),
-            f"{prefix}.bias": randn(generator, n_out, scale=0.1)}
-
-
-# ---------------------------------------------------------------------------------------------------- HPS v2
-
-def openclip_block_tensors(g, prefix, width):
-    return {f"{prefix}attn.in_proj_weight": randn(g, 3 * width, width, scale=width ** -0.5),
-            f"{prefix}attn.in_proj_bias": randn(g, 3 * width, scale=0.1),
-            **linear(g, f"{prefix}attn.out_proj", width, width), **layer_norm(g, f"{prefix}ln_1", width),
-            **layer_norm(g, f"{prefix}ln_2", width), **linear(g, f"{prefix}mlp.c_fc", width, 2 * width),
-            **linear(g, f"{prefix}mlp.c_proj", 2 * width, width)}
-
-
-def hps_state_dict(vocab, context=16, projection=16):
-    """An OpenCLIP ViT state dict as HPS v2 saves it (key names of its ViT-H/14), scaled down."""
-    g = torch.Generator().manual_seed(0)
-    sd = {"visual.class_embedding": randn(g, WIDTH), "visual.positional_embedding": randn(g, GRID * GRID + 1, WIDTH),
-          "visual.conv1.weight": randn(g, WIDTH, 3, PATCH, PATCH, scale=0.05), **layer_norm(g, "visual.ln_pre", WIDTH)}
-    for i in range(LAYERS):
-        sd.update(openclip_block_tensors(g, f"visual.transformer.resblocks.{i}.", WIDTH))
-    sd.update(layer_norm(g, "visual.ln_post", WIDTH))
-    sd["visual.proj"] = randn(g, WIDTH, projection)
-    sd.update({"positional_embedding": randn(g, context, WIDTH), "text_projection": randn(g, WIDTH, projection),
-               "logit_scale": torch.tensor(4.6052), "token_embedding.weight": randn(g, vocab, WIDTH)})
-    for i in range(LAYERS):
-        sd.update(openclip_block_tensors(g, f"transformer.resblocks.{i}.", WIDTH))
-    sd.update(layer_norm(g, "ln_final", WIDTH))
-    return sd
-
-
-def clip_tokenizer():
-    """A letter-level CLIP BPE tokenizer whose end-of-text token is the last id, as in OpenAI's vocabulary."""
-    letters = list(string.ascii_lowercase)
-    tokens = letters + [c + "</w>" for c in letters] + ["<|startoftext|>", "<|endoftext|>"]
-    return CLIPTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=[])
-
-
 @pytest.fixture(scope="module")
 def hps_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hps")
-    tokenizer = clip_tokenizer()
-    tokenizer.save_pretrained(path)
-    torch.save({"state_dict": hps_state_dict(len(tokenizer))}, path / "HPS_v2.1_compressed.pt")
-    return path
+    return tiny_hps(tmp_path_factory.mktemp("hps"))
 
 
 def openclip_block(x, sd, prefix, heads, mask=None):
@@ -222,9 +169,7 @@ HPS_TOKENS = {
 def hps_byte_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("hps_bytes")
     tokenizer = byte_clip_tokenizer()
-    tokenizer.save_pretrained(path)
-    torch.save({"state_dict": hps_state_dict(len(tokenizer), context=24)}, path / "HPS_v2.1_compressed.pt")
-    return path
+    return tiny_hps(path, tokenizer=tokenizer, context=24)
 
 
 def test_open_clip_clean_follows_openclips_recipe():
@@ -261,67 +206,9 @@ def test_hps_scores_a_prompt_and_its_clean_form_alike_and_reads_past_endoftext(h
 
 # ---------------------------------------------------------------------------------------------------- ImageReward
 
-TEXT_WIDTH, TEXT_HEADS, MAX_POSITIONS = 32, 4, 40
-MED_CONFIG = {"architectures": ["BertModel"], "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
-              "hidden_dropout_prob": 0.1, "hidden_size": TEXT_WIDTH, "initializer_range": 0.02,
-              "intermediate_size": 64, "layer_norm_eps": 1e-12, "max_position_embeddings": MAX_POSITIONS,
-              "model_type": "bert", "num_attention_heads": TEXT_HEADS, "num_hidden_layers": LAYERS, "pad_token_id": 0,
-              "type_vocab_size": 2, "vocab_size": None, "encoder_width": 768, "add_cross_attention": True}
-HEAD_SIZES = (TEXT_WIDTH, 24, 16, 8, 4, 1)  # 768-1024-128-64-16-1 in the published head
-
-
-def bert_tokenizer_files(path):
-    """A letter-level BERT WordPiece vocabulary (uncased); ImageReward adds [DEC] and [ENC] to it."""
-    letters = list(string.ascii_lowercase)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + letters
-                                              + ["##" + c for c in letters]) + "\n")
-    return 5 + 2 * len(letters) + 2
-
-
-def imagereward_state_dict(vocab):
-    """ImageReward.pt's tensors (BLIP ViT + BERT with cross-attention + MLP head, and the unused contrastive
-    projections and position-id buffer), key names as published, scaled down."""
-    g = torch.Generator().manual_seed(1)
-    vit = "blip.visual_encoder."
-    sd = {f"{vit}cls_token": randn(g, 1, 1, WIDTH), f"{vit}pos_embed": randn(g, 1, GRID * GRID + 1, WIDTH),
-          f"{vit}patch_embed.proj.weight": randn(g, WIDTH, 3, PATCH, PATCH, scale=0.05),
-          f"{vit}patch_embed.proj.bias": randn(g, WIDTH, scale=0.1)}
-    for i in range(LAYERS):
-        b = f"{vit}blocks.{i}."
-        sd.update({**layer_norm(g, f"{b}norm1", WIDTH), **linear(g, f"{b}attn.qkv", WIDTH, 3 * WIDTH),
-                   **linear(g, f"{b}attn.proj", WIDTH, WIDTH), **layer_norm(g, f"{b}norm2", WIDTH),
-                   **linear(g, f"{b}mlp.fc1", WIDTH, 4 * WIDTH), **linear(g, f"{b}mlp.fc2", 4 * WIDTH, WIDTH)})
-    sd.update(layer_norm(g, f"{vit}norm", WIDTH))
-    bert = "blip.text_encoder."
-    sd.update({f"{bert}embeddings.word_embeddings.weight": randn(g, vocab, TEXT_WIDTH),
-               f"{bert}embeddings.position_embeddings.weight": randn(g, MAX_POSITIONS, TEXT_WIDTH),
-               f"{bert}embeddings.position_ids": torch.arange(MAX_POSITIONS)[None],
-               **layer_norm(g, f"{bert}embeddings.LayerNorm", TEXT_WIDTH)})
-    for i in range(LAYERS):
-        b = f"{bert}encoder.layer.{i}."
-        for attention, key_width in (("attention", TEXT_WIDTH), ("crossattention", WIDTH)):
-            sd.update({**linear(g, f"{b}{attention}.self.query", TEXT_WIDTH, TEXT_WIDTH),
-                       **linear(g, f"{b}{attention}.self.key", key_width, TEXT_WIDTH),
-                       **linear(g, f"{b}{attention}.self.value", key_width, TEXT_WIDTH),
-                       **linear(g, f"{b}{attention}.output.dense", TEXT_WIDTH, TEXT_WIDTH),
-                       **layer_norm(g, f"{b}{attention}.output.LayerNorm", TEXT_WIDTH)})
-        sd.update({**linear(g, f"{b}intermediate.dense", TEXT_WIDTH, 64),
-                   **linear(g, f"{b}output.dense", 64, TEXT_WIDTH),
-                   **layer_norm(g, f"{b}output.LayerNorm", TEXT_WIDTH)})
-    sd.update({**linear(g, "blip.vision_proj", WIDTH, 8), **linear(g, "blip.text_proj", TEXT_WIDTH, 8)})
-    for index, n_in, n_out in zip((0, 2, 4, 6, 7), HEAD_SIZES[:-1], HEAD_SIZES[1:]):
-        sd.update(linear(g, f"mlp.layers.{index}", n_in, n_out))
-    return sd
-
-
 @pytest.fixture(scope="module")
 def imagereward_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("imagereward")
-    vocab = bert_tokenizer_files(path)
-    (path / "med_config.json").write_text(json.dumps({**MED_CONFIG, "vocab_size": vocab}))
-    torch.save(imagereward_state_dict(vocab), path / "ImageReward.pt")
-    return path
+    return tiny_imagereward(tmp_path_factory.mktemp("imagereward"))
 
 
 def bert_attention(x, sd, prefix, context, mask, heads):

@@ -3,15 +3,12 @@ against hand computations from the models' own outputs."""
 import pytest
 import torch
 from PIL import Image
-from tokenizers import pre_tokenizers
-from transformers import (CLIPModel, CLIPProcessor, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
-                          LlavaOnevisionImageProcessorPil, LlavaOnevisionProcessor, Qwen2_5_VLConfig,
-                          Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2Tokenizer,
-                          Qwen2VLImageProcessorPil)
+from transformers import CLIPModel, CLIPProcessor
 
 from cotlab import rewards
 from cotlab.rewards import CLIPScore, VLMJudge, get
-from cotlab.rewards.real import ORM_QUESTION, UNIFIED_REWARD_QUESTION, images_only, parse_score
+from cotlab.experiments.stand_ins import tiny_judge
+from cotlab.rewards.real import ORM_QUESTION, UNIFIED_REWARD_QUESTION, parse_score
 
 PROMPTS = ["a red circle", "two blue squares", "a green star left of a cat", "nothing", "a yellow dog"]
 
@@ -49,71 +46,9 @@ def test_clipscore_does_not_depend_on_the_batch_size(clip_dir):
     assert get("clipscore", path=clip_dir)([], []).shape == (0,)
 
 
-SPECIAL = {"qwen2_5_vl": ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                          "<|image_pad|>", "<|video_pad|>"],
-           "llava_onevision": ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]}
-IMAGE_PLACEHOLDER = {"qwen2_5_vl": "<|vision_start|><|image_pad|><|vision_end|>", "llava_onevision": "<image>\n"}
-
-
-def judge_tokenizer(special):
-    """A byte-level Qwen2 tokenizer: the 256 byte symbols, "yes" and "no" as single tokens, and `special`."""
-    vocab = {token: i for i, token in enumerate(special + sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    vocab.update({token: len(vocab) + i for i, token in enumerate(["ye", "yes", "no"])})
-    return Qwen2Tokenizer(vocab=vocab, merges=[("y", "e"), ("ye", "s"), ("n", "o")], eos_token="<|im_end|>",
-                          pad_token="<|endoftext|>", extra_special_tokens=special[1:])
-
-
-def chat_template(image_placeholder):
-    return ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% for part in message['content'] %}"
-            "{% if part['type'] == 'image' %}" + image_placeholder + "{% else %}{{ part['text'] }}{% endif %}"
-            "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
-def tiny_judge(family):
-    """A random 1-layer judge of `family` (hidden 32, 4-8 px patches) and its processor, without a video processor."""
-    special = SPECIAL[family]
-    tokenizer = judge_tokenizer(special)
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in special}
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
-    template = chat_template(IMAGE_PLACEHOLDER[family])
-    if family == "qwen2_5_vl":
-        config = Qwen2_5_VLConfig(
-            text_config=dict(text, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3],
-                                                    "rope_theta": 10000.0}),
-            vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, patch_size=4,
-                               spatial_merge_size=2, temporal_patch_size=2, window_size=16, out_hidden_size=32,
-                               fullatt_block_indexes=[0]),
-            image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-            vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
-        image_processor = Qwen2VLImageProcessorPil(size={"shortest_edge": 16 * 16, "longest_edge": 32 * 32},
-                                                   patch_size=4, temporal_patch_size=2, merge_size=2)
-        processor = images_only(Qwen2_5_VLProcessor)(image_processor=image_processor, tokenizer=tokenizer,
-                                                     chat_template=template)
-        return Qwen2_5_VLForConditionalGeneration(config), processor
-    pinpoints = [[32, 32], [32, 64], [64, 32], [64, 64]]
-    config = LlavaOnevisionConfig(
-        text_config=dict(text, model_type="qwen2"),
-        vision_config=dict(model_type="siglip_vision_model", hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                           num_attention_heads=2, image_size=32, patch_size=8),
-        image_token_index=ids["<image>"], video_token_index=ids["<video>"], image_grid_pinpoints=pinpoints,
-        vision_feature_select_strategy="full", vision_feature_layer=-1)
-    image_processor = LlavaOnevisionImageProcessorPil(size={"height": 32, "width": 32}, image_grid_pinpoints=pinpoints)
-    processor = images_only(LlavaOnevisionProcessor)(image_processor=image_processor, tokenizer=tokenizer,
-                                                     chat_template=template, num_image_tokens=16,
-                                                     vision_feature_select_strategy="full")
-    return LlavaOnevisionForConditionalGeneration(config), processor
-
-
 @pytest.fixture(scope="module", params=["qwen2_5_vl", "llava_onevision"])
 def judge_dir(request, tmp_path_factory):
-    torch.manual_seed(0)
-    model, processor = tiny_judge(request.param)
-    path = tmp_path_factory.mktemp(request.param)
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+    return tiny_judge(tmp_path_factory.mktemp(request.param), request.param)
 
 
 def test_yes_prob_is_the_two_way_softmax_of_the_yes_and_no_logits(judge_dir):

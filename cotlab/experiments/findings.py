@@ -99,6 +99,31 @@ def chapter_results(chapter: str, tier: str, progress: bool = False) -> pd.DataF
     return before_after(configs, tags=tags, progress=progress, **eval_options)
 
 
+def tier_scale(tier: str) -> dict:
+    """The scale the RL chapters of `tier` run at (`cotlab.experiments.paper_tier`; chapter 3's `scale`)."""
+    from cotlab.experiments.tiers import notebook_parameters
+
+    return notebook_parameters("03_grpo_vs_dpo", tier)["scale"]
+
+
+def domain_gap_results(tier: str, progress: bool = False) -> pd.DataFrame | None:
+    """Chapter 11's results for the findings (`chapter_results`), or None where the tier's chapters run the paper's
+    benchmarks: the domain-gap chapter's hold-outs are ShapeWorld's prompt meanings and have no paper-scale analog."""
+    from cotlab.experiments.paper_tier import is_benchmarks
+
+    return None if is_benchmarks(tier_scale(tier)) else chapter_results(transfer.CHAPTER, tier, progress=progress)
+
+
+def findings_file(tier: str) -> Path:
+    """Where the findings chapter writes its records: `FINDINGS_FILE`, the book's, except for a tier whose book is not
+    built (`tiers.NO_BOOK`: paper-tiny, whose numbers mean nothing), which writes into the run store under its own
+    name, never beside the book's."""
+    from cotlab.experiments.tiers import NO_BOOK
+    from cotlab.store import RunStore
+
+    return RunStore().root / f"findings-{tier}.json" if tier in NO_BOOK else FINDINGS_FILE
+
+
 def _flags(cells) -> str:
     """One health cell from several `health_flag` cells: "ok" when all are, else the others joined."""
     bad = list(dict.fromkeys(c for c in cells if c != "ok"))
@@ -278,24 +303,29 @@ def check_same_seeds(configs, reward_seeds) -> None:
 
 def reward_points(rl_preset: str, seeds, rewards: list[dict], reward_training: dict, algorithms, best_of: int,
                   reward_seeds, images_per_prompt: int, prompts_per_category: int, eval_seeds,
-                  progress: bool = False) -> dict:
+                  progress: bool = False, scale=None) -> dict:
     """Chapter 4 from the run store, with the chapter's parameters (`tiers.PRESETS["04_reward_to_rl"]`; chapter 9
     passes its tier's): the base model's samples (`samples`), Best-of-N per reward model and seed (`bon`,
     `compare_reward_models`), the RL results (`results`, `before_after`), and `best_of_n_vs_rl`'s `table` and
-    `points`. Best-of-N's reward-model seeds are checked to be the RL runs' (`check_same_seeds`)."""
-    from cotlab.experiments.reward_eval import compare_reward_models, sample_base
+    `points`. Best-of-N's reward-model seeds are checked to be the RL runs' (`check_same_seeds`). At a benchmarks
+    `scale` (`cotlab.experiments.paper_tier`) the samples are scored by the benchmarks' scorers and the runs are the
+    paper's (`studies.comparison_runs` with the scale)."""
+    from cotlab.experiments import paper_tier
+    from cotlab.experiments.reward_eval import compare_reward_models
     from cotlab.training import load_policy
 
-    configs, tags = studies.comparison_runs(rl_preset, seeds, rewards, reward_training, algorithms)
+    configs, tags = studies.comparison_runs(rl_preset, seeds, rewards, reward_training, algorithms, scale=scale)
     check_same_seeds(configs, reward_seeds)
     base = load_policy(configs[0].policy)
-    samples = {which: sample_base(base, which, prompts_per_category=prompts_per_category, n=best_of,
-                                  guidance_scale=configs[0].guidance_scale, progress=progress)
+    samples = {which: paper_tier.sample_base(scale, base, which, prompts_per_category=prompts_per_category,
+                                             n=best_of, guidance_scale=configs[0].guidance_scale, progress=progress)
                for which in ("id", "ood")}
-    selectors = [dict(r, **reward_training) if r["name"] in studies.LEARNED else r for r in rewards]
+    selectors = [dict(r, **reward_training) if r["name"] in studies.LEARNED else paper_tier.reward_fields(scale, r)
+                 for r in rewards]
     bon = compare_reward_models(samples, selectors, reward_seeds, progress=progress)
     results = before_after(configs, tags=tags, images_per_prompt=images_per_prompt,
-                           prompts_per_category=prompts_per_category, seeds=eval_seeds, progress=progress)
+                           prompts_per_category=prompts_per_category, seeds=eval_seeds, progress=progress,
+                           **paper_tier.eval_options(scale))
     table, points = best_of_n_vs_rl(bon, results, best_of)
     return {"samples": samples, "bon": bon, "results": results, "table": table, "points": points}
 
@@ -404,12 +434,15 @@ def transfer_claims(results: pd.DataFrame, metric: str = "value") -> list[dict]:
     """Claim 2t from chapter 11's `transfer.transfer_results` table: one record per reward model and hold-out level,
     `transfer.transfer_claim`'s verdict on GRPO's transfer ratio minus DPO's (paired by seed, Holm over the levels)
     on `metric` ("value": primary; "accuracy": secondary), with the health of the level's runs and, where the table
-    holds the positive control, its verdict (`transfer.control_verdict`: control, control_why). The verdict stands as
+    holds the positive control, its verdict (`transfer.control_verdict`: control, control_why; and where the table
+    has the skill score, the control's verdict on it: control_skill, control_skill_why). The verdict stands as
     decided; a control that is "blind" or learned nothing is said in `why` (ratios then are no evidence of transfer,
     or untested)."""
-    check = None
+    check = skill = None
     if "control" in results and (results["control"] == transfer.CONTROL).any():
         check = transfer.control_verdict(results, metric=metric)
+        if transfer.SKILL in results:  # the control on the held-out skill alone (chapter 11), beside every record
+            skill = transfer.control_verdict(results, metric=transfer.SKILL)
     caveat = {"blind": "; the positive control is blind (the measurement cannot see over-fitting here, so a ratio "
                        "near 1 is no evidence of transfer)",
               "no in-domain gain": "; the positive control did not learn in domain, so the measurement is untested"}
@@ -419,6 +452,8 @@ def transfer_claims(results: pd.DataFrame, metric: str = "value") -> list[dict]:
         runs = plain[(plain["holdout"] == record["holdout"]) & plain["algorithm"].isin(record["arms"])]
         extra = {} if check is None else {"control": check["verdict"], "control_why": check["why"],
                                           "why": record["why"] + caveat.get(check["verdict"], "")}
+        if skill is not None:
+            extra |= {"control_skill": skill["verdict"], "control_skill_why": skill["why"]}
         out.append(record | extra | {
             "id": TRANSFER_CLAIM["id"], "paper": TRANSFER_CLAIM["paper"],
             "claim": f"{TRANSFER_CLAIM['claim']}: {record['holdout']} ({record['target']})",

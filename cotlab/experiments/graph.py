@@ -104,6 +104,7 @@ def build_reward(family: str, options: dict) -> None:
 
 
 def build_rl(config: dict) -> None:
+    import cotlab.experiments.paper_tier  # noqa: F401  (registers the paper tier's metric reward)
     from cotlab.experiments.rl import rl_run
     from cotlab.training import CONFIGS
 

@@ -11,6 +11,9 @@ root (nothing is created otherwise):
    ``failed/`` for inspection). A chapter whose stamp (a hash of its notebook, its parameters, cotlab's source and
    the stamps of the chapters it depends on, :data:`DEPENDS`) matches the one of its executed copy is not rerun;
 3. build the book with Jupyter Book 1.x, warnings as errors, offline; the HTML lands in ``html/`` (``index.html``).
+
+A tier of ``tiers.NO_BOOK`` (``paper-tiny``: the paper tier's path on random stand-ins, whose numbers mean nothing)
+executes ``tiers.PAPER_CHAPTERS`` by default and stops after step 2: no book is built from it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cotlab.experiments.tiers import APPENDIX, DEPENDS, PRESETS, check_tier, notebook_parameters
+from cotlab.experiments.tiers import (APPENDIX, DEPENDS, NO_BOOK, PAPER_CHAPTERS, PRESETS, check_tier,
+                                      notebook_parameters)
 from cotlab.store import BASE_POLICY_CODE, RunStore, artifact_key, atomic_write_json
 
 #: The book's chapters in reading order: stems of ``notebooks/*.ipynb``, registered with their parameters in
@@ -277,14 +281,16 @@ def execute_graph(tier: str, chapters: Sequence[str], root: Path, build: Path, *
     from cotlab.experiments.graph import plan
 
     print(f"[cotlab] stage: planning the runs of {len(chapters)} chapters", file=sys.stderr, flush=True)
-    graph = plan(tier, chapters)
+    # Workers must use the store the notebooks' kernels use (cwd = root): runs/ under the root unless $COTLAB_RUNS.
+    # The planner too: paper-tiny's stand-ins live in the store, and their paths are part of its runs' configs.
+    store = os.environ.get("COTLAB_RUNS") or str(root / "runs")
+    with environment_variables({"COTLAB_RUNS": store}):
+        graph = plan(tier, chapters)
     if not graph:
         return
     counts = ", ".join(f"{n} {kind}" for kind, n in graph.counts().items())
     print(f"[cotlab] stage: executing the graph ({len(graph)} nodes: {counts}) with the {executor} executor",
           file=sys.stderr, flush=True)
-    # Workers must use the store the notebooks' kernels use (cwd = root): runs/ under the root unless $COTLAB_RUNS.
-    store = os.environ.get("COTLAB_RUNS") or str(root / "runs")
     with environment_variables({"COTLAB_RUNS": store}):
         report = execute(graph, executor=executor, workers=workers, address=address, log_dir=build / "logs",
                          progress=print_progress)
@@ -303,7 +309,8 @@ def reproduce(
     executor: str = "local",
     address: str | None = None,
 ) -> Path:
-    """Execute the chapters (all of :data:`CHAPTERS` by default) with ``tier``'s parameters and build the book.
+    """Execute the chapters (all of :data:`CHAPTERS` by default) with ``tier``'s parameters and build the book (a tier
+    of ``tiers.NO_BOOK``: ``tiers.PAPER_CHAPTERS`` by default, no book; returns the executed notebooks' directory).
 
     The run-store artifacts of the chapters to execute are built first, in parallel (`execute_graph`: `workers`
     processes, default the cores; or `executor="ray"` on a Ray cluster at `address`); the notebooks then read them.
@@ -325,7 +332,7 @@ def reproduce(
         check_address(address)  # before any work
     build = Path(build_dir)
     build = (build if build.is_absolute() else root / build).resolve()
-    chapters = list(CHAPTERS if chapters is None else chapters)
+    chapters = list((PAPER_CHAPTERS if tier in NO_BOOK else CHAPTERS) if chapters is None else chapters)
     unknown = [c for c in chapters if c not in CHAPTERS]
     if unknown:
         raise ValueError(f"unknown chapters {unknown}; chapters: {', '.join(CHAPTERS)}")
@@ -362,6 +369,13 @@ def reproduce(
         record_timing(build / TIMINGS_FILE, tier, chapter, timings[-1][1])
         print(f"[cotlab] {chapter}: executed in {timings[-1][1]:.1f} s", flush=True)
 
+    if tier in NO_BOOK:
+        print("[cotlab] wall time per step:")
+        for name, seconds in timings:
+            print(f"  {name:<24} {seconds:8.1f} s")
+        print(f"[cotlab] tier {tier}: no book is built (its numbers come from random stand-ins and mean nothing); "
+              f"the executed chapters are in {book_src / 'notebooks'}", flush=True)
+        return book_src / "notebooks"
     missing = [c for c in CHAPTERS if not (book_src / "notebooks" / f"{c}.ipynb").is_file()]
     if missing:
         raise ReproduceError(f"chapters not executed yet: {', '.join(missing)} (run them first, or all chapters)")
